@@ -1,0 +1,172 @@
+"""The stages of the workflow as functions of (parameters, input paths, output paths).
+
+Snakemake rules call these through ``workflow/scripts/*.py``; the ``mathdl`` CLI exposes
+them too. Paths always come from the caller. Every output is written atomically, so an
+interrupted stage leaves either a finished file or none.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from mathdl import io
+from mathdl.config import (
+    Experiment,
+    GroupSpec,
+    PlotConfig,
+    ProjectConfig,
+    TaskConfig,
+    _build_experiment,
+)
+from mathdl.report import ReportPiece, macro_prefixes, macros_tex, metadata_tex, slug
+from mathdl.studies import get_study
+from mathdl.tables import Tables
+
+
+def experiment_from_params(name: str, params: Mapping) -> Experiment:
+    """Rebuild an Experiment from its resolved config section (as the workflow passes it)."""
+    exp = {**params, "plot": {"x": "", "logx": True, "logy": False, **params.get("plot", {})}}
+    return _build_experiment(name, exp)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def make_data(task: Mapping, out: str | Path) -> None:
+    from mathdl.tasks import make_dataset
+
+    make_dataset(TaskConfig(**task)).save(out)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_runs: str | Path,
+                out_provenance: str | Path, device: str = "auto", threads: int = 1) -> None:
+    """Train one group and write its tables and provenance."""
+    import torch
+
+    from mathdl import engine
+    from mathdl.tasks import Dataset
+
+    torch.set_num_threads(threads)
+    group = GroupSpec.from_dict(spec)
+    result = engine.train(group, Dataset.load(data), device=device)
+    runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
+    io.write_table(result.metrics, out_metrics)
+    io.write_table(runs, out_runs)
+    io.write_json(
+        io.provenance(
+            spec=group.to_dict(), device=result.device, wall_time_s=result.wall_time_s,
+            n_runs=len(group.runs), n_diverged=int(runs["diverged"].sum()),
+        ),
+        out_provenance,
+    )
+    print(f"trained {len(group.runs)} runs of {group.experiment}/{group.group_id} on {result.device} "
+          f"in {result.wall_time_s:.1f} s; {int(runs['diverged'].sum())} diverged")
+
+
+def run_parameters(group: GroupSpec) -> pd.DataFrame:
+    """One row per run: ids, seed, and every resolved parameter as a ``section.key`` column."""
+    rows = []
+    for r in group.runs:
+        row = {"run_id": r.run_id, "group_id": group.group_id, "seed": r.seed}
+        for section in ("task", "model", "train"):
+            for key, value in vars(getattr(r, section)).items():
+                row[f"{section}.{key}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def collect(metrics: Sequence[str | Path], runs: Sequence[str | Path]) -> Tables:
+    return Tables(
+        metrics=pd.concat([io.read_table(p) for p in metrics], ignore_index=True),
+        runs=pd.concat([io.read_table(p) for p in runs], ignore_index=True),
+    )
+
+
+def evaluate(name: str, params: Mapping, metrics: Sequence[str], runs: Sequence[str],
+             out_metrics: str | Path, out_runs: str | Path, out_summary: str | Path) -> None:
+    """Gather an experiment's group tables into one pair of tables and analyse them."""
+    experiment = experiment_from_params(name, params)
+    tables = collect(metrics, runs)
+    summary = get_study(experiment.study).analyze(tables, experiment)
+    io.write_table(tables.metrics, out_metrics)
+    io.write_table(tables.runs, out_runs)
+    io.write_json(summary, out_summary)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def make_figures(name: str, params: Mapping, plot: Mapping, metrics: str, runs: str, summary: str,
+                 outdir: str | Path) -> list[str]:
+    experiment = experiment_from_params(name, params)
+    tables = Tables(io.read_table(metrics), io.read_table(runs))
+    outdir = Path(outdir)
+    tmp = outdir.with_name(outdir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    names = get_study(experiment.study).figures(tables, io.read_json(summary), experiment, PlotConfig(**plot), tmp)
+    shutil.rmtree(outdir, ignore_errors=True)
+    tmp.rename(outdir)
+    return names
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def write_report_pieces(project: Mapping, experiments: Mapping[str, Mapping], summaries: Sequence[str],
+                        outdir: str | Path) -> None:
+    """metadata.tex, macros.tex, experiments.tex and slides.tex from the summaries."""
+    proj = ProjectConfig(**{**project, "authors": tuple(project["authors"])})
+    outdir = Path(outdir)
+    prefixes = macro_prefixes(list(experiments))
+    pieces: list[ReportPiece] = []
+    n_runs = 0
+    for (name, params), summary_path in zip(experiments.items(), summaries):
+        experiment = experiment_from_params(name, params)
+        n_runs += len(experiment.runs)
+        study = get_study(experiment.study)
+        pieces.append(study.report(experiment, io.read_json(summary_path), f"figures/{slug(name)}", prefixes[name]))
+    macros = {"mathdlNumExperiments": str(len(pieces)), "mathdlNumRuns": str(n_runs)}
+    for p in pieces:
+        macros.update(p.macros)
+    files = {
+        "metadata.tex": metadata_tex(proj.title, proj.authors, proj.course, proj.date),
+        "macros.tex": macros_tex(macros),
+        "experiments.tex": "\n".join(p.section for p in pieces),
+        "slides.tex": "\n".join(p.slides for p in pieces),
+    }
+    for fname, text in files.items():
+        with io.atomic_path(outdir / fname) as tmp:
+            tmp.write_text(text)
+
+
+def compile_document(main: str, sources: str | Path, generated: str | Path, figures: Mapping[str, str],
+                     workdir: str | Path, output: str | Path) -> None:
+    """Lay out a build folder (sources, generated/, figures/<slug>/) and run latexmk in it."""
+    from mathdl.report import compile_latex
+
+    workdir = Path(workdir)
+    start = time.perf_counter()
+    # Keep latexmk's own state between runs (faster), but refresh every input.
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(sources, workdir, dirs_exist_ok=True)
+    shutil.rmtree(workdir / "generated", ignore_errors=True)
+    shutil.copytree(generated, workdir / "generated")
+    shutil.rmtree(workdir / "figures", ignore_errors=True)
+    for name, folder in figures.items():
+        shutil.copytree(folder, workdir / "figures" / slug(name))
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    compile_latex(workdir, main, tmp)
+    tmp.replace(out)
+    print(f"compiled {out} in {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,255 @@
+"""The generic sweep: train networks over a grid and compare final train and test error.
+
+Its default is the classic width sweep: one-hidden-layer ReLU networks of growing width
+on a noisy teacher task (label noise 20%), three seeds. Over-parametrized networks fit
+the noisy labels (train error to zero) while their test error first rises near the
+interpolation threshold and then falls again (Belkin et al. 2019; Nakkiran et al. 2019).
+Any other sweep (depth, learning rate, label noise, ...) works the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+
+DEFAULTS: dict[str, Any] = {
+    "description": (
+        "How do the train and test error of a one-hidden-layer ReLU network depend on its width "
+        "when a fifth of the training labels are random?"
+    ),
+    "task": {
+        "name": "teacher",
+        "kind": "classification",
+        "input_dim": 10,
+        "n_classes": 2,
+        "teacher_width": 16,
+        "n_train": 256,
+        "n_test": 2000,
+        "label_noise": 0.2,
+    },
+    "model": {"depth": 1, "activation": "relu"},
+    "train": {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 150},
+    "sweep": {"model.width": [2, 4, 8, 16, 32, 64, 128, 256, 512]},
+    "seeds": [0, 1, 2],
+}
+
+CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
+FIGURES = ("error_vs_x", "learning_curves")
+
+
+def _error_name(experiment) -> str:
+    return "error rate" if experiment.task.kind == "classification" else "mean squared error"
+
+
+def analyze(tables, experiment) -> dict:
+    """Mean final errors per sweep point with confidence intervals over seeds; the best point."""
+    from mathdl.tables import mean_ci
+
+    final = tables.final()
+    keys = [k for k, _ in experiment.sweep]
+    points = []
+    grouped = final.groupby(keys, sort=True) if keys else [((), final)]
+    for values, df in grouped:
+        values = values if isinstance(values, tuple) else (values,)
+        entry = {"point": {k: _plain(v) for k, v in zip(keys, values)}, "n_runs": int(len(df))}
+        for split in ("train", "test"):
+            mean, lo, hi = mean_ci(df[f"{split}_error"], CI_LEVEL)
+            entry[f"{split}_error"] = {"mean": mean, "ci_low": lo, "ci_high": hi}
+        entry["gap"] = entry["test_error"]["mean"] - entry["train_error"]["mean"]
+        points.append(entry)
+    finite = [p for p in points if math.isfinite(p["test_error"]["mean"])]
+    best = min(finite, key=lambda p: p["test_error"]["mean"]) if finite else None
+    x = experiment.plot.x
+    summary: dict[str, Any] = {
+        "x": x,
+        "error_name": _error_name(experiment),
+        "confidence": CI_LEVEL,
+        "n_runs": int(len(final)),
+        "n_seeds": len(experiment.seeds),
+        "n_diverged": int(final["diverged"].sum()),
+        "final_epoch": int(tables.metrics["epoch"].max()),
+        "points": points,
+        "best": best,
+    }
+    if x and best is not None:
+        last = points[-1] if len(keys) == 1 else max(points, key=lambda p: _sortable(p["point"][x]))
+        summary["best_x"] = best["point"][x]
+        summary["largest_x"] = last["point"][x]
+        summary["train_error_at_largest_x"] = last["train_error"]["mean"]
+        summary["test_error_at_largest_x"] = last["test_error"]["mean"]
+    if best is not None:
+        summary["best_test_error"] = best["test_error"]["mean"]
+    return summary
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+def _sortable(v):
+    return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+
+
+def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
+    """error_vs_x: final train/test error against the swept key; learning_curves: test error by epoch."""
+    import pandas as pd
+
+    from mathdl import plots
+
+    plots.setup(plot)
+    x = experiment.plot.x
+    final = tables.final()
+    long = final.melt(
+        id_vars=[c for c in final.columns if not c.endswith("_error") and not c.endswith("_loss")],
+        value_vars=["train_error", "test_error"],
+        var_name="split",
+        value_name="error",
+    )
+    long["split"] = long["split"].str.removesuffix("_error")
+    errorbar = ("ci", round(100 * plot.confidence))
+    fig, (ax,) = plots.new_figure(plot)
+    if x:
+        import seaborn as sns
+
+        sns.lineplot(data=long, x=x, y="error", hue="split", marker="o", errorbar=errorbar, ax=ax)
+        ax.set_xlabel(x)
+        if experiment.plot.logx and (long[x] > 0).all():
+            ax.set_xscale("log")
+    else:
+        import seaborn as sns
+
+        sns.pointplot(data=long, x="split", y="error", errorbar=errorbar, ax=ax)
+    if experiment.plot.logy:
+        ax.set_yscale("log")
+    ax.set_ylabel(summary["error_name"])
+    names = [plots.save(fig, outdir, "error_vs_x", plot)]
+
+    curves = tables.with_params()
+    curves = curves[(curves["split"] == "test") & (curves["metric"] == "error")]
+    fig, (ax,) = plots.new_figure(plot)
+    import seaborn as sns
+
+    hue = x if x else None
+    sns.lineplot(
+        data=curves,
+        x="epoch",
+        y="value",
+        hue=hue,
+        palette="viridis" if hue else None,
+        errorbar=None,
+        ax=ax,
+        legend="full" if hue and curves[hue].nunique() <= 10 else "auto",
+    )
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_ylabel(f"test {summary['error_name']}")
+    if experiment.plot.logy:
+        ax.set_yscale("log")
+    names.append(plots.save(fig, outdir, "learning_curves", plot))
+    del pd
+    return names
+
+
+def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
+    """A subsection with the figure, a table of the sweep and the fitted numbers as macros."""
+    x = summary["x"]
+    s = slug(experiment.name)
+    err = summary["error_name"]
+    macros = {
+        f"{prefix}NumRuns": fmt(summary["n_runs"]),
+        f"{prefix}NumDiverged": fmt(summary["n_diverged"]),
+        f"{prefix}FinalEpoch": fmt(summary["final_epoch"]),
+        f"{prefix}BestTestError": fmt(summary.get("best_test_error")),
+    }
+    if x:
+        macros[f"{prefix}BestX"] = fmt(summary["best_x"])
+        macros[f"{prefix}LargestX"] = fmt(summary["largest_x"])
+        macros[f"{prefix}TrainErrorAtLargestX"] = fmt(summary["train_error_at_largest_x"])
+        macros[f"{prefix}TestErrorAtLargestX"] = fmt(summary["test_error_at_largest_x"])
+    level = round(100 * summary["confidence"])
+    xname = escape(x) if x else "the configuration"
+    caption = (
+        f"Final train and test {err} against {xname} for {escape(experiment.title)}: "
+        f"mean over {summary['n_seeds']} seeds with a {level}\\% confidence band."
+    )
+    task = experiment.task
+    setup = (
+        f"We trained \\{prefix}NumRuns{{}} networks ({summary['n_seeds']} seeds per point) of depth "
+        f"{experiment.model.depth} with {escape(experiment.model.activation)} activations by "
+        f"{escape(experiment.train.optimizer.upper())} on the {escape(task.name)} task "
+        f"({task.kind}, $d={task.input_dim}$, $n={task.n_train}$ training points, "
+        f"label noise {fmt(task.label_noise)}) for \\{prefix}FinalEpoch{{}} epochs, "
+        f"with the {escape(experiment.train.loss.replace('_', ' '))} loss."
+    )
+    findings = (
+        f"The lowest mean test {err}, \\{prefix}BestTestError, is reached at {xname} $=$ \\{prefix}BestX; "
+        f"at the largest value, \\{prefix}LargestX, the network reaches a train {err} of "
+        f"\\{prefix}TrainErrorAtLargestX{{}} and a test {err} of \\{prefix}TestErrorAtLargestX."
+        if x
+        else f"The mean test {err} is \\{prefix}BestTestError."
+    )
+    diverged = f" \\{prefix}NumDiverged{{}} runs diverged and are left out of the means."
+    header = [escape(x) if x else "point", f"train {err}", f"test {err}", f"{level}\\% CI (test)"]
+    rows = []
+    for p in summary["points"]:
+        label = ", ".join(f"{fmt(v) if isinstance(v, (int, float)) else escape(v)}" for v in p["point"].values()) or "--"
+        te = p["test_error"]
+        rows.append([label, fmt(p["train_error"]["mean"]), fmt(te["mean"]), f"[{fmt(te['ci_low'])}, {fmt(te['ci_high'])}]"])
+    table = booktabs_table(
+        header,
+        rows,
+        caption=f"Final errors of {escape(experiment.title)} (last epoch, not selected on any split).",
+        label=f"tab:{s}",
+    )
+    section = "\n".join(
+        [
+            f"\\subsection{{{escape(experiment.title)}}}",
+            f"\\label{{sec:{s}}}",
+            escape(experiment.description),
+            setup,
+            f"Figure~\\ref{{fig:{s}-error}} and Table~\\ref{{tab:{s}}} show the final errors; "
+            f"Figure~\\ref{{fig:{s}-curves}} the test {err} during training.",
+            findings + diverged,
+            "",
+            r"\begin{figure}[htbp]",
+            r"  \centering",
+            f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/error_vs_x.pdf}}",
+            f"  \\caption{{{caption}}}",
+            f"  \\label{{fig:{s}-error}}",
+            r"\end{figure}",
+            "",
+            r"\begin{figure}[htbp]",
+            r"  \centering",
+            f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/learning_curves.pdf}}",
+            f"  \\caption{{Test {err} during training for {escape(experiment.title)}, mean over seeds"
+            + (f", one curve per value of {xname}." if x else ".")
+            + "}",
+            f"  \\label{{fig:{s}-curves}}",
+            r"\end{figure}",
+            "",
+            table,
+            "",
+        ]
+    )
+    slides = "\n".join(
+        [
+            f"\\begin{{frame}}{{{escape(experiment.title)}}}",
+            r"  \begin{columns}",
+            r"    \begin{column}{0.58\textwidth}",
+            f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/error_vs_x.pdf}}",
+            r"    \end{column}",
+            r"    \begin{column}{0.4\textwidth}\small",
+            r"      \begin{itemize}",
+            f"        \\item \\{prefix}NumRuns{{}} networks, {summary['n_seeds']} seeds",
+            (f"        \\item best test {err}: \\{prefix}BestTestError{{}} at {xname} $=$ \\{prefix}BestX" if x else f"        \\item test {err}: \\{prefix}BestTestError"),
+            (f"        \\item at {xname} $=$ \\{prefix}LargestX: train \\{prefix}TrainErrorAtLargestX, test \\{prefix}TestErrorAtLargestX" if x else ""),
+            r"      \end{itemize}",
+            r"    \end{column}",
+            r"  \end{columns}",
+            r"\end{frame}",
+            "",
+        ]
+    )
+    return ReportPiece(macros=macros, section=section, slides=slides)

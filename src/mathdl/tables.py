@@ -1,0 +1,44 @@
+"""The tidy result tables of an experiment and the views that analyses take of them.
+
+``metrics`` is long-form: one row per (run_id, epoch, split, metric, value).
+``runs`` has one row per run: run_id, group_id, seed, status, and every resolved parameter
+as a column named ``section.key`` (``model.width``, ``train.lr``, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Tables:
+    metrics: pd.DataFrame
+    runs: pd.DataFrame
+
+    def final(self) -> pd.DataFrame:
+        """Wide table of each run's last recorded epoch: one row per run, columns split_metric."""
+        last = self.metrics.loc[self.metrics.groupby(["run_id", "split", "metric"])["epoch"].idxmax()]
+        wide = last.pivot_table(index="run_id", columns=["split", "metric"], values="value", dropna=False)
+        wide.columns = [f"{s}_{m}" for s, m in wide.columns]
+        return self.runs.merge(wide.reset_index(), on="run_id", how="left")
+
+    def with_params(self) -> pd.DataFrame:
+        """Long metrics joined with the run parameters."""
+        return self.metrics.merge(self.runs, on="run_id", how="left")
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of the mean; the interval is NaN for one value."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return (float("nan"),) * 3
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return mean, mean - half, mean + half

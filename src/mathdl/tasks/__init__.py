@@ -1,0 +1,70 @@
+"""Data sets: generators and loaders, one module each, registered in ``TASKS``.
+
+A task turns a :class:`~mathdl.config.TaskConfig` into a :class:`Dataset` of NumPy arrays.
+Inputs are float32 of shape (n, d); targets are int64 labels of shape (n,) for
+classification and float32 of shape (n, k) for regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mathdl.config import TaskConfig
+from mathdl.io import atomic_path
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    kind: str  # regression | classification
+    n_outputs: int
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def save(self, path: str | Path) -> None:
+        arrays = {f"{p}_{s}": getattr(self, f"{p}_{s}") for s in SPLITS for p in ("x", "y")}
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, kind=np.array(self.kind), n_outputs=np.array(self.n_outputs), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Dataset":
+        with np.load(path) as f:
+            return cls(
+                kind=str(f["kind"]),
+                n_outputs=int(f["n_outputs"]),
+                **{f"{p}_{s}": f[f"{p}_{s}"] for s in SPLITS for p in ("x", "y")},
+            )
+
+
+def _teacher(task: TaskConfig) -> Dataset:
+    from mathdl.tasks.teacher import teacher_dataset
+
+    return teacher_dataset(task)
+
+
+TASKS: dict[str, Callable[[TaskConfig], Dataset]] = {
+    "teacher": _teacher,
+}
+
+
+def make_dataset(task: TaskConfig) -> Dataset:
+    try:
+        generator = TASKS[task.name]
+    except KeyError:
+        raise ValueError(f"unknown task {task.name!r}; valid: {', '.join(sorted(TASKS))}") from None
+    return generator(task)

@@ -1,0 +1,76 @@
+# Input functions and shared settings. Every path of the workflow is spelled here once.
+from pathlib import Path
+
+EXPERIMENTS = {e.name: e for e in PLAN.experiments}
+RESOLVED = PLAN.resolved
+
+
+wildcard_constraints:
+    experiment="[^/]+",
+    data_id="[0-9a-f]{10}",
+    group="[0-9a-f]{10}",
+    doc="paper|slides",
+
+
+def experiment_params(wildcards):
+    """The experiment's resolved config; of the plot section only x, which the analysis uses."""
+    exp = dict(RESOLVED["experiments"][wildcards.experiment])
+    exp["plot"] = {"x": exp["plot"]["x"]}
+    return exp
+
+
+def all_experiment_params(wildcards):
+    return {name: experiment_params(Wildcards(name)) for name in EXPERIMENTS}
+
+
+class Wildcards:
+    def __init__(self, experiment):
+        self.experiment = experiment
+
+
+def plot_options(wildcards):
+    return RESOLVED["plot"]
+
+
+def experiment_plot_options(wildcards):
+    return RESOLVED["experiments"][wildcards.experiment]["plot"]
+
+
+def group_spec(wildcards):
+    return EXPERIMENTS[wildcards.experiment].group(wildcards.group).to_dict()
+
+
+def group_data(wildcards):
+    data_id = EXPERIMENTS[wildcards.experiment].group(wildcards.group).data_id
+    return rules.data.output[0].format(experiment=wildcards.experiment, data_id=data_id)
+
+
+def task_params(wildcards):
+    return vars(EXPERIMENTS[wildcards.experiment].tasks()[wildcards.data_id])
+
+
+def group_outputs(kind):
+    def paths(wildcards):
+        exp = EXPERIMENTS[wildcards.experiment]
+        return expand(
+            rules.train.output[kind], experiment=[exp.name], group=[g.group_id for g in exp.groups]
+        )
+
+    return paths
+
+
+def all_summaries(wildcards):
+    return expand(rules.evaluate.output.summary, experiment=list(EXPERIMENTS))
+
+
+def all_figure_dirs(wildcards):
+    return expand(rules.figures.output[0], experiment=list(EXPERIMENTS))
+
+
+def report_sources(wildcards):
+    """Every hand-written file under report/ (an edit reruns the compile)."""
+    return sorted(str(p) for p in Path("report").rglob("*") if p.is_file())
+
+
+def documents():
+    return expand(rules.compile_document.output[0], doc=["paper", "slides"])

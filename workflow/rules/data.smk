@@ -1,0 +1,9 @@
+rule data:
+    output:
+        "results/data/{experiment}/{data_id}.npz",
+    params:
+        task=task_params,
+    log:
+        "results/logs/data/{experiment}/{data_id}.log",
+    script:
+        "../scripts/data.py"

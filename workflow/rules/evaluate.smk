@@ -1,0 +1,14 @@
+rule evaluate:
+    input:
+        metrics=group_outputs("metrics"),
+        runs=group_outputs("runs"),
+    output:
+        metrics="results/tables/{experiment}/metrics.parquet",
+        runs="results/tables/{experiment}/runs.parquet",
+        summary="results/tables/{experiment}/summary.json",
+    params:
+        experiment=experiment_params,
+    log:
+        "results/logs/evaluate/{experiment}.log",
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,31 @@
+rule report_pieces:
+    input:
+        summaries=all_summaries,
+        figures=all_figure_dirs,
+    output:
+        metadata="results/report/generated/metadata.tex",
+        macros="results/report/generated/macros.tex",
+        experiments="results/report/generated/experiments.tex",
+        slides="results/report/generated/slides.tex",
+    params:
+        project=RESOLVED["project"],
+        experiments=all_experiment_params,
+    log:
+        "results/logs/report/pieces.log",
+    script:
+        "../scripts/report_pieces.py"
+
+
+rule compile_document:
+    input:
+        sources=report_sources,
+        pieces=rules.report_pieces.output,
+        figures=all_figure_dirs,
+    output:
+        "results/report/{doc}.pdf",
+    params:
+        experiments=list(EXPERIMENTS),
+    log:
+        "results/logs/report/{doc}.log",
+    script:
+        "../scripts/compile.py"
