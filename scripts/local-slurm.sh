@@ -166,17 +166,21 @@ all_installable() {
 # lock of "apt-get update" is not covered, hence the loop).
 apt_retry() {
     local deadline=$((SECONDS + APT_WAIT)) out rc
+    out=$(mktemp)
     while :; do
         rc=0
-        out=$("$@" 2>&1) || rc=$?
-        printf '%s\n' "$out"
-        [[ $rc -eq 0 ]] && return 0
-        if grep -qiE 'Could not get lock|Unable to lock|is held by process|dpkg frontend lock' <<<"$out" \
+        "$@" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
+        if [[ $rc -eq 0 ]]; then
+            rm -f "$out"
+            return 0
+        fi
+        if grep -qiE 'Could not get lock|Unable to lock|is held by process|dpkg frontend lock' "$out" \
             && ((SECONDS < deadline)); then
             log "another apt/dpkg process holds a lock; waiting ..."
             sleep 5
             continue
         fi
+        rm -f "$out"
         return "$rc"
     done
 }
@@ -322,9 +326,12 @@ cluster_ok() {
 }
 
 wait_ctld_up() {
-    local deadline=$((SECONDS + TIMEOUT))
+    local t0=$SECONDS deadline=$((SECONDS + TIMEOUT))
     until ctld_up; do
-        is_running "$CTLD_PID" slurmctld || fail_with_logs "slurmctld exited during start-up"
+        # (a grace period: the daemon writes its pid file after forking)
+        if ! is_running "$CTLD_PID" slurmctld && ((SECONDS - t0 >= 5)); then
+            fail_with_logs "slurmctld is not running (it exited during start-up?)"
+        fi
         ((SECONDS < deadline)) || fail_with_logs "slurmctld not UP after ${TIMEOUT}s (scontrol ping)"
         sleep 0.5
     done
@@ -333,7 +340,7 @@ wait_ctld_up() {
 # Wait until the node is usable; resume it if a previous run left it down or
 # drained, and bring the partition up if it is down.
 wait_node_idle() {
-    local deadline=$((SECONDS + TIMEOUT)) node=$NODE_NAME st avail last_resume=-100
+    local t0=$SECONDS deadline=$((SECONDS + TIMEOUT)) node=$NODE_NAME st avail last_resume=-100
     while :; do
         st=$(node_state)
         avail=$(sinfo -h -o '%a' 2>/dev/null | head -n 1)
@@ -352,7 +359,9 @@ wait_node_idle() {
                     last_resume=$SECONDS
                 fi ;;
         esac
-        is_running "$SLURMD_PID" slurmd || fail_with_logs "slurmd exited during start-up"
+        if ! is_running "$SLURMD_PID" slurmd && ((SECONDS - t0 >= 5)); then
+            fail_with_logs "slurmd is not running (it exited during start-up?)"
+        fi
         ((SECONDS < deadline)) \
             || fail_with_logs "node $node not idle after ${TIMEOUT}s (state '${st:-unknown}'; sinfo: $(sinfo -h 2>&1 | head -n 3))"
         sleep 0.5

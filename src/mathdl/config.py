@@ -304,10 +304,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: must hold at least one entry"
     if error.validator == "type":
         return f"{where}: {error.instance!r} is not of type {error.validator_value}"
-    if error.validator == "pattern" and error.absolute_path and error.path == error.absolute_path:
-        return f"{where}: {error.message}"
-    if error.validator == "propertyNames":
-        return f"{where}: bad key name ({error.message})"
+    if error.validator == "pattern" and "propertyNames" in error.schema_path:
+        return f"{where}: {error.instance!r} is not a valid name (it must match {error.validator_value})"
     return f"{where}: {error.message}"
 
 

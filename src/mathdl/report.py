@@ -140,18 +140,26 @@ TEX_INSTALL_HINT = (
 )
 
 
+def latex_command(main: str) -> list[str]:
+    """latexmk when installed (TeX Live, MiKTeX); tectonic otherwise (conda-forge)."""
+    if shutil.which("latexmk"):
+        return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", main]
+    if shutil.which("tectonic"):
+        return ["tectonic", "--keep-logs", main]
+    raise TexMissing(f"no TeX engine (latexmk or tectonic) is installed; on Debian/Ubuntu: {TEX_INSTALL_HINT}")
+
+
 def compile_latex(workdir: Path, main: str, output: Path) -> None:
-    """Run latexmk on ``workdir/main`` and move the PDF to ``output``; on failure, show the log's errors."""
-    if shutil.which("latexmk") is None:
-        raise TexMissing(f"latexmk is not installed; install TeX with: {TEX_INSTALL_HINT}")
-    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", main]
+    """Compile ``workdir/main`` and copy the PDF to ``output``; on failure, name the log's errors."""
+    cmd = latex_command(main)
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     print(proc.stdout[-20000:])
     print(proc.stderr[-5000:])
     pdf = workdir / (Path(main).stem + ".pdf")
     if proc.returncode != 0 or not pdf.exists():
         log = workdir / (Path(main).stem + ".log")
-        errors = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("!") or ":error" in ln or ".tex:" in ln] if log.exists() else []
-        raise RuntimeError(f"latexmk failed on {main} (exit {proc.returncode}): " + " | ".join(errors[:5]))
+        text = log.read_text(errors="replace").splitlines() if log.exists() else []
+        errors = [ln for ln in text if ln.startswith("!") or ".tex:" in ln]
+        raise RuntimeError(f"{cmd[0]} failed on {main} (exit {proc.returncode}): " + " | ".join(errors[:5]))
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(pdf, output)

@@ -8,6 +8,8 @@ rule evaluate:
         summary="results/tables/{experiment}/summary.json",
     params:
         experiment=experiment_params,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/evaluate/{experiment}.log",
     script:

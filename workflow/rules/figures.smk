@@ -9,6 +9,8 @@ rule figures:
         experiment=experiment_params,
         plot=plot_options,
         experiment_plot=experiment_plot_options,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/figures/{experiment}.log",
     script:

@@ -10,6 +10,8 @@ rule report_pieces:
     params:
         project=RESOLVED["project"],
         experiments=all_experiment_params,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/report/pieces.log",
     script:
@@ -25,6 +27,8 @@ rule compile_document:
         "results/report/{doc}.pdf",
     params:
         experiments=list(EXPERIMENTS),
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/report/{doc}.log",
     script:

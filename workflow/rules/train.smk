@@ -9,6 +9,8 @@ rule train:
         spec=group_spec,
         device=PLAN.device,
     threads: PLAN.threads
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/train/{experiment}/{group}.log",
     script:

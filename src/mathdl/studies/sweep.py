@@ -23,16 +23,16 @@ DEFAULTS: dict[str, Any] = {
     "task": {
         "name": "teacher",
         "kind": "classification",
-        "input_dim": 10,
+        "input_dim": 5,
         "n_classes": 2,
-        "teacher_width": 16,
-        "n_train": 256,
+        "teacher_width": 8,
+        "n_train": 500,
         "n_test": 2000,
         "label_noise": 0.2,
     },
     "model": {"depth": 1, "activation": "relu"},
-    "train": {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 150},
-    "sweep": {"model.width": [2, 4, 8, 16, 32, 64, 128, 256, 512]},
+    "train": {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.1, "batch_size": 32, "epochs": 200},
+    "sweep": {"model.width": [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]},
     "seeds": [0, 1, 2],
 }
 

@@ -1,0 +1,139 @@
+"""The plan: validation with one-line errors naming the key, defaults, sweep expansion."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from mathdl import config as cfg
+from mathdl.config import ConfigError, load_plan
+
+
+def test_defaults_are_filled_and_study_defaults_apply(tiny_config):
+    plan = load_plan(tiny_config)
+    exp = plan.experiment("exp")
+    assert plan.project.course == "Mathematics of Deep Learning"
+    assert exp.task.label_noise == 0.2  # from the sweep study's defaults
+    assert exp.task.input_dim == 3  # the config wins over the study
+    assert exp.title == "exp"
+    assert plan.plot.style == "whitegrid"
+
+
+def test_sweep_is_cartesian_product_times_seeds(tiny_config):
+    exp = load_plan(tiny_config).experiment("exp")
+    assert len(exp.runs) == 2 * 2 * 2
+    points = {(r.model.width, r.train.lr, r.seed) for r in exp.runs}
+    assert len(points) == 8
+
+
+def test_groups_share_shape_and_vary_only_per_run_keys(tiny_config):
+    exp = load_plan(tiny_config).experiment("exp")
+    # lr is a per-run hyperparameter: the two lrs of one width train in one group
+    assert len(exp.groups) == 2
+    for group in exp.groups:
+        assert len({r.model for r in group.runs}) == 1
+        assert {r.train.lr for r in group.runs} == {0.1, 0.01}
+
+
+def test_run_ids_are_stable_and_distinct(tiny_config):
+    a = load_plan(tiny_config).experiment("exp")
+    b = load_plan(tiny_config).experiment("exp")
+    assert [r.run_id for r in a.runs] == [r.run_id for r in b.runs]
+    assert len({r.run_id for r in a.runs}) == len(a.runs)
+
+
+def test_changing_one_sweep_value_keeps_other_groups(tiny_config):
+    before = {g.group_id for g in load_plan(tiny_config).experiment("exp").groups}
+    tiny_config["experiments"]["exp"]["sweep"]["model.width"] = [2, 8]
+    after = {g.group_id for g in load_plan(tiny_config).experiment("exp").groups}
+    assert len(before & after) == 1
+
+
+def test_group_spec_round_trips_through_a_dict(tiny_config):
+    group = load_plan(tiny_config).experiment("exp").groups[0]
+    assert cfg.GroupSpec.from_dict(group.to_dict()) == group
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c["experiments"]["exp"].update(model={"widht": 3}), "experiments.exp.model: unknown key 'widht' (did you mean 'width'?)"),
+        (lambda c: c.update(devcie="cpu"), "(top level): unknown key 'devcie' (did you mean 'device'?)"),
+        (lambda c: c["experiments"]["exp"].update(model={"width": -4}), "experiments.exp.model.width: -4 is less than the minimum of 1"),
+        (lambda c: c["experiments"]["exp"]["sweep"].update({"model.width": []}), "experiments.exp.sweep.model.width: must not be empty"),
+        (lambda c: c["experiments"]["exp"]["sweep"].update({"model.width": [2, -1]}), "experiments.exp.sweep.model.width[1]: -1 is less than the minimum of 1"),
+        (lambda c: c["experiments"]["exp"]["sweep"].update({"model.widht": [2]}), "'model.widht' is not a key of model (did you mean model.width?)"),
+        (lambda c: c["experiments"]["exp"]["train"].update(lr="fast"), "experiments.exp.train.lr: 'fast' is not of type number"),
+        (lambda c: c["experiments"]["exp"].update(study="nope"), "experiments.exp.study: unknown study 'nope'"),
+        (lambda c: c.update(device="tpu"), "device: 'tpu' is not one of 'auto', 'cpu', 'cuda'"),
+        (lambda c: c.update(experiments={}), "experiments: must hold at least one entry"),
+        (lambda c: c["experiments"]["exp"].update(seeds=[]), "experiments.exp.seeds: must not be empty"),
+        (lambda c: c["experiments"]["exp"].update(plot={"x": "model.depth"}), "experiments.exp.plot.x: 'model.depth' is not a sweep key"),
+        (lambda c: c["experiments"].update({"bad/name": {"study": "sweep"}}), "experiments: 'bad/name' is not a valid name"),
+    ],
+)
+def test_bad_config_gives_one_line_naming_the_key(tiny_config, mutate, expected):
+    mutate(tiny_config)
+    with pytest.raises(ConfigError) as info:
+        load_plan(tiny_config)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_yaml_file_errors_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_plan(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_plan(bad)
+
+
+def test_shipped_configs_are_valid(root):
+    for path in sorted((root / "config").glob("*.yaml")):
+        plan = load_plan(path)
+        assert plan.experiments, path
+
+
+def test_schema_documents_every_key_with_a_default(root):
+    schema = yaml.safe_load((root / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+    def walk(node, where):
+        for key, sub in node.get("properties", {}).items():
+            if "$ref" in sub:  # described where it is defined, under $defs
+                continue
+            assert "description" in sub, f"{where}.{key} has no description"
+            if key not in node.get("required", []):
+                assert "default" in sub, f"{where}.{key} has no default"
+            walk(sub, f"{where}.{key}")
+
+    walk(schema, "")
+    for name, sub in schema["$defs"].items():
+        walk(sub, f"$defs.{name}")
+
+
+def test_dataclasses_match_schema_sections():
+    schema = cfg.load_schema()
+    pairs = {"task": cfg.TaskConfig, "model": cfg.ModelConfig, "train": cfg.TrainConfig}
+    for section, cls in pairs.items():
+        assert {f.name for f in dataclasses.fields(cls)} == set(schema["$defs"][section]["properties"]), section
+    assert {f.name for f in dataclasses.fields(cfg.PlotConfig)} == set(schema["properties"]["plot"]["properties"])
+
+
+def test_schema_study_names_match_the_registry():
+    from mathdl.studies import STUDIES
+
+    assert set(cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]["enum"]) == set(STUDIES)
+
+
+def test_config_readme_documents_every_key(root):
+    text = (root / "config" / "README.md").read_text()
+    schema = cfg.load_schema()
+    keys = set(schema["properties"]) | set(schema["properties"]["plot"]["properties"])
+    for section in ("experiment", "task", "model", "train"):
+        keys |= set(schema["$defs"][section]["properties"])
+    missing = sorted(k for k in keys if f"`{k}`" not in text)
+    assert not missing, f"config/README.md does not document {missing}"

@@ -1,0 +1,52 @@
+"""LaTeX pieces: escaping, macro names, tables."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from mathdl.report import escape, fmt, macro_prefix, macro_prefixes, macros_tex, metadata_tex, slug
+
+
+def test_escape_every_special_character():
+    assert escape("wide_nets_&_50%") == r"wide\_nets\_\&\_50\%"
+    assert escape(r"a\b{c}$#~^") == r"a\textbackslash{}b\{c\}\$\#\textasciitilde{}\textasciicircum{}"
+
+
+def test_macro_prefix_is_letters_only_and_distinct():
+    assert macro_prefix("wide_nets_&_50%") == "WideNetsFiveZero"
+    assert macro_prefix("teacher_width") == "TeacherWidth"
+    prefixes = macro_prefixes(["a_1", "a1", "A-1"])
+    assert len(set(prefixes.values())) == 3
+    assert all(p.isalpha() for p in prefixes.values())
+
+
+def test_slug_is_path_safe():
+    assert slug("wide_nets_&_50%") == "wide-nets-50"
+
+
+def test_fmt_numbers():
+    assert fmt(0.123456) == r"\num{0.123}"
+    assert fmt(7) == r"\num{7}"
+    assert fmt(float("nan")) == "--"
+    assert fmt(None) == "--"
+
+
+def test_macros_reject_bad_names():
+    assert r"\newcommand{\Foo}{1}" in macros_tex({"Foo": "1"})
+    with pytest.raises(ValueError):
+        macros_tex({"Foo1": "1"})
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk")
+def test_escaped_metadata_compiles(tmp_path):
+    (tmp_path / "meta.tex").write_text(metadata_tex("100% of {x} & y_z #1 ~ ^ \\", ["A & B", "C_D"], "Course", ""))
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\input{meta}\\title{\\mathdlTitle}\\author{\\mathdlAuthors}"
+        "\\date{\\mathdlDate}\\begin{document}\\maketitle\\end{document}\n"
+    )
+    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:]

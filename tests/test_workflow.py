@@ -1,0 +1,157 @@
+"""End to end: real Snakemake on the tiny plan, to a real PDF compiled by latexmk.
+
+The project's workflow, report and config are copied into a temporary folder, so the
+repository's own results/ is never touched. Every Snakemake call runs under a time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+needs_tex = pytest.mark.skipif(
+    shutil.which("latexmk") is None or shutil.which("pdftotext") is None, reason="needs latexmk and pdftotext"
+)
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def copy_project(dest: Path) -> Path:
+    for folder in ("workflow", "report", "config"):
+        shutil.copytree(ROOT / folder, dest / folder, symlinks=True)
+    # The schema is a link into the package; keep it resolvable from the copy.
+    (dest / "src" / "mathdl").mkdir(parents=True)
+    shutil.copy(ROOT / "src" / "mathdl" / "config.schema.yaml", dest / "src" / "mathdl")
+    return dest
+
+
+def jobs_to_run(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The job counts of a dry run's 'Job stats' table."""
+    counts = {}
+    in_table = False
+    for line in result.stdout.splitlines():
+        if line.startswith("job "):
+            in_table = True
+            continue
+        if in_table:
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip() == "" and counts:
+                break
+    return counts
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """The tiny plan, run once to the PDFs."""
+    if shutil.which("latexmk") is None:
+        pytest.skip("needs latexmk")
+    work = copy_project(tmp_path_factory.mktemp("project"))
+    result = snakemake(work, "--configfile", "config/tiny.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work
+
+
+@needs_tex
+def test_tiny_plan_produces_pdfs_with_generated_numbers(finished):
+    for doc in ("paper", "slides"):
+        pdf = finished / "results" / "report" / f"{doc}.pdf"
+        assert pdf.stat().st_size > 10_000
+        pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", pdf], capture_output=True, text=True).stdout).group(1))
+        assert pages >= (3 if doc == "paper" else 2)
+    text = subprocess.run(["pdftotext", "-layout", finished / "results/report/paper.pdf", "-"], capture_output=True, text=True).stdout
+    flat = " ".join(text.split())
+    # the figure caption, with the experiment's special characters printed as themselves
+    assert "Final train and test error rate against model.width for Wide nets & 50% of #labels" in flat
+    # a number that the analysis produced, as the text prints it (3 significant digits)
+    summary = json.loads((finished / "results/tables/wide_nets_&_50%/summary.json").read_text())
+    best = f"{summary['best_test_error']:.3g}"
+    assert best in flat
+    assert "Tiny test plan: 100% of {special} chars & more_underscores" in flat
+
+
+@needs_tex
+def test_results_are_tidy_tables_with_provenance(finished):
+    import pandas as pd
+
+    tables = finished / "results" / "tables" / "wide_nets_&_50%"
+    metrics = pd.read_parquet(tables / "metrics.parquet")
+    runs = pd.read_parquet(tables / "runs.parquet")
+    assert list(metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
+    assert set(metrics["split"]) == {"train", "test"}
+    assert len(runs) == 4 and set(runs["model.width"]) == {4, 16}
+    assert set(metrics["run_id"]) == set(runs["run_id"])
+    provenance = [json.loads(p.read_text()) for p in (finished / "results" / "runs").rglob("provenance.json")]
+    assert len(provenance) == 2
+    assert all(p["device"] == "cpu" and p["wall_time_s"] > 0 and "torch" in p for p in provenance)
+    for ext in ("pdf", "png"):
+        assert (finished / "results" / "figures" / "wide_nets_&_50%" / f"error_vs_x.{ext}").exists()
+
+
+@needs_tex
+def test_second_run_has_nothing_to_do(finished):
+    result = snakemake(finished, "--configfile", "config/tiny.yaml", "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def _variant(finished: Path, name: str, change) -> str:
+    config = yaml.safe_load((finished / "config" / "tiny.yaml").read_text())
+    change(config)
+    path = finished / "config" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path.relative_to(finished))
+
+
+@needs_tex
+def test_plot_option_reruns_only_figures_and_report(finished):
+    cfg = _variant(finished, "plot_change", lambda c: c.setdefault("plot", {}).update(palette="deep"))
+    jobs = jobs_to_run(snakemake(finished, "--configfile", cfg, "-n"))
+    assert set(jobs) == {"figures", "report_pieces", "compile_document", "all"}, jobs
+
+
+@needs_tex
+def test_sweep_change_retrains_only_the_touched_group(finished):
+    def widen(c):
+        c["experiments"]["wide_nets_&_50%"]["sweep"]["model.width"] = [4, 32]
+
+    jobs = jobs_to_run(snakemake(finished, "--configfile", _variant(finished, "sweep_change", widen), "-n"))
+    assert jobs.get("train") == 1 and "data" not in jobs, jobs
+
+
+def test_typo_in_a_key_fails_at_once_with_one_line(tmp_path):
+    work = copy_project(tmp_path)
+    config = yaml.safe_load((work / "config" / "tiny.yaml").read_text())
+    config["experiments"]["wide_nets_&_50%"]["model"]["widht"] = 8
+    (work / "config" / "typo.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(work, "--configfile", "config/typo.yaml", timeout=120)
+    assert result.returncode != 0
+    errors = [ln for ln in result.stderr.splitlines() if "mathdl" in ln]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "mathdl: invalid config: experiments.wide_nets_&_50%.model: unknown key 'widht' (did you mean 'width'?)"
+    )
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (work / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run([*SNAKEMAKE, "--lint", "--configfile", "config/tiny.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "Lints for" not in result.stdout + result.stderr, result.stdout[-3000:]
