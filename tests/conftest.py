@@ -29,3 +29,18 @@ def tiny_config() -> dict:
             }
         },
     }
+
+
+@pytest.fixture(scope="session")
+def finished_tiny(tmp_path_factory) -> Path:
+    """The tiny plan run once, locally, to the PDFs (shared by the workflow and Slurm tests)."""
+    import shutil
+
+    from helpers import TINY, copy_project, snakemake
+
+    if shutil.which("latexmk") is None:
+        pytest.skip("needs latexmk")
+    work = copy_project(tmp_path_factory.mktemp("local"))
+    result = snakemake(work, "--configfile", TINY)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work

@@ -10,62 +10,22 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT, copy_project, jobs_to_run, snakemake
 
 pytestmark = pytest.mark.workflow
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 needs_tex = pytest.mark.skipif(
     shutil.which("latexmk") is None or shutil.which("pdftotext") is None, reason="needs latexmk and pdftotext"
 )
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def copy_project(dest: Path) -> Path:
-    for folder in ("workflow", "report", "config"):
-        shutil.copytree(ROOT / folder, dest / folder, symlinks=True)
-    # The schema is a link into the package; keep it resolvable from the copy.
-    (dest / "src" / "mathdl").mkdir(parents=True)
-    shutil.copy(ROOT / "src" / "mathdl" / "config.schema.yaml", dest / "src" / "mathdl")
-    return dest
-
-
-def jobs_to_run(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """The job counts of a dry run's 'Job stats' table."""
-    counts = {}
-    in_table = False
-    for line in result.stdout.splitlines():
-        if line.startswith("job "):
-            in_table = True
-            continue
-        if in_table:
-            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-            if m and m.group(1) != "total":
-                counts[m.group(1)] = int(m.group(2))
-            elif line.strip() == "" and counts:
-                break
-    return counts
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """The tiny plan, run once to the PDFs."""
-    if shutil.which("latexmk") is None:
-        pytest.skip("needs latexmk")
-    work = copy_project(tmp_path_factory.mktemp("project"))
-    result = snakemake(work, "--configfile", "config/tiny.yaml")
-    assert result.returncode == 0, result.stderr[-4000:]
-    return work
+@pytest.fixture
+def finished(finished_tiny):
+    return finished_tiny
 
 
 @needs_tex
@@ -152,6 +112,6 @@ def test_typo_in_a_key_fails_at_once_with_one_line(tmp_path):
 
 
 def test_lint_is_clean():
-    result = subprocess.run([*SNAKEMAKE, "--lint", "--configfile", "config/tiny.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = snakemake(ROOT, "--lint", "--configfile", "config/tiny.yaml", timeout=120)
     assert result.returncode == 0
     assert "Lints for" not in result.stdout + result.stderr, result.stdout[-3000:]

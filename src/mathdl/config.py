@@ -183,6 +183,7 @@ class Plan:
     project: ProjectConfig
     device: str
     threads: int
+    gpus_for_auto: bool
     plot: PlotConfig
     experiments: tuple[Experiment, ...]
     resolved: Mapping = field(repr=False, compare=False)  # the validated config, defaults filled
@@ -370,6 +371,7 @@ def _build_plan(raw: dict, schema: dict) -> Plan:
         project=ProjectConfig(**{**raw["project"], "authors": tuple(raw["project"]["authors"])}),
         device=raw["device"],
         threads=raw["threads"],
+        gpus_for_auto=raw["gpus_for_auto"],
         plot=PlotConfig(**raw["plot"]),
         experiments=experiments,
         resolved=raw,

@@ -58,6 +58,7 @@ def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_ru
     group = GroupSpec.from_dict(spec)
     result = engine.train(group, Dataset.load(data), device=device)
     runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
+    runs["device"] = result.device
     io.write_table(result.metrics, out_metrics)
     io.write_table(runs, out_runs)
     io.write_json(

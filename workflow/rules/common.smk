@@ -1,6 +1,8 @@
 # Input functions and shared settings. Every path of the workflow is spelled here once.
 from pathlib import Path
 
+from mathdl import resources
+
 EXPERIMENTS = {e.name: e for e in PLAN.experiments}
 RESOLVED = PLAN.resolved
 
@@ -74,3 +76,18 @@ def report_sources(wildcards):
 
 def documents():
     return expand(rules.compile_document.output[0], doc=["paper", "slides"])
+
+
+def _group(wildcards):
+    return EXPERIMENTS[wildcards.experiment].group(wildcards.group)
+
+
+def train_mem_mb(wildcards):
+    return resources.mem_mb(_group(wildcards))
+
+
+def train_runtime(wildcards):
+    return resources.runtime_minutes(_group(wildcards))
+
+
+TRAIN_GPUS = resources.gpus(PLAN.device, PLAN.gpus_for_auto)

@@ -1,3 +1,5 @@
+# One job trains one group as a batched ensemble. On a cluster, the profile bundles many
+# such jobs into one submission (group "train", see workflow/profiles/slurm).
 rule train:
     input:
         data=group_data,
@@ -9,6 +11,12 @@ rule train:
         spec=group_spec,
         device=PLAN.device,
     threads: PLAN.threads
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=TRAIN_GPUS,
+    group:
+        "train"
     conda:
         "../../environment.yml"
     log:

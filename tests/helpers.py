@@ -1,0 +1,47 @@
+"""Helpers of the workflow tests: a private copy of the project, Snakemake under a time limit."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "config/tiny.yaml"
+TINY_EXPERIMENT = "wide_nets_&_50%"
+
+
+def copy_project(dest: Path) -> Path:
+    """workflow/, report/, config/ and environment.yml in ``dest``: runs never touch the repository."""
+    for folder in ("workflow", "report", "config"):
+        shutil.copytree(ROOT / folder, dest / folder, symlinks=True)
+    shutil.copy(ROOT / "environment.yml", dest)  # rules name it as their conda environment
+    # The schema is a link into the package; keep it resolvable from the copy.
+    (dest / "src" / "mathdl").mkdir(parents=True)
+    shutil.copy(ROOT / "src" / "mathdl" / "config.schema.yaml", dest / "src" / "mathdl")
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600, cores: int = 2) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``workdir``; `timeout -k` makes sure a lost job can never hang the tests."""
+    cmd = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "--cores", str(cores), *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout + 30)
+
+
+def jobs_to_run(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The job counts of a dry run's 'Job stats' table."""
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in result.stdout.splitlines():
+        if line.startswith("job "):
+            in_table = True
+            continue
+        if in_table:
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip() == "" and counts:
+                break
+    return counts
