@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,10 @@ def test_lint_is_clean():
     result = snakemake(ROOT, "--lint", "--configfile", "config/tiny.yaml", timeout=120)
     assert result.returncode == 0
     assert "Lints for" not in result.stdout + result.stderr, result.stdout[-3000:]
+
+
+def test_workflow_is_snakefmt_formatted():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "workflow"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

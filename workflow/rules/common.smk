@@ -55,7 +55,9 @@ def group_outputs(kind):
     def paths(wildcards):
         exp = EXPERIMENTS[wildcards.experiment]
         return expand(
-            rules.train.output[kind], experiment=[exp.name], group=[g.group_id for g in exp.groups]
+            rules.train.output[kind],
+            experiment=[exp.name],
+            group=[g.group_id for g in exp.groups],
         )
 
     return paths

@@ -1,11 +1,11 @@
 rule data:
     output:
         "results/data/{experiment}/{data_id}.npz",
-    params:
-        task=task_params,
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/data/{experiment}/{data_id}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        task=task_params,
     script:
         "../scripts/data.py"

@@ -6,11 +6,11 @@ rule evaluate:
         metrics="results/tables/{experiment}/metrics.parquet",
         runs="results/tables/{experiment}/runs.parquet",
         summary="results/tables/{experiment}/summary.json",
-    params:
-        experiment=experiment_params,
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/evaluate/{experiment}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        experiment=experiment_params,
     script:
         "../scripts/evaluate.py"

@@ -5,13 +5,13 @@ rule figures:
         summary=rules.evaluate.output.summary,
     output:
         directory("results/figures/{experiment}"),
+    log:
+        "results/logs/figures/{experiment}.log",
+    conda:
+        "../../environment.yml"
     params:
         experiment=experiment_params,
         plot=plot_options,
         experiment_plot=experiment_plot_options,
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/figures/{experiment}.log",
     script:
         "../scripts/figures.py"

@@ -7,13 +7,13 @@ rule report_pieces:
         macros="results/report/generated/macros.tex",
         experiments="results/report/generated/experiments.tex",
         slides="results/report/generated/slides.tex",
+    log:
+        "results/logs/report/pieces.log",
+    conda:
+        "../../environment.yml"
     params:
         project=RESOLVED["project"],
         experiments=all_experiment_params,
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/report/pieces.log",
     script:
         "../scripts/report_pieces.py"
 
@@ -25,11 +25,11 @@ rule compile_document:
         figures=all_figure_dirs,
     output:
         "results/report/{doc}.pdf",
-    params:
-        experiments=list(EXPERIMENTS),
-    conda:
-        "../../environment.yml"
     log:
         "results/logs/report/{doc}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        experiments=list(EXPERIMENTS),
     script:
         "../scripts/compile.py"

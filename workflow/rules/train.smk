@@ -7,19 +7,19 @@ rule train:
         metrics="results/runs/{experiment}/{group}/metrics.parquet",
         runs="results/runs/{experiment}/{group}/runs.parquet",
         provenance="results/runs/{experiment}/{group}/provenance.json",
-    params:
-        spec=group_spec,
-        device=PLAN.device,
+    log:
+        "results/logs/train/{experiment}/{group}.log",
+    group:
+        "train"
+    conda:
+        "../../environment.yml"
     threads: PLAN.threads
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=TRAIN_GPUS,
-    group:
-        "train"
-    conda:
-        "../../environment.yml"
-    log:
-        "results/logs/train/{experiment}/{group}.log",
+    params:
+        spec=group_spec,
+        device=PLAN.device,
     script:
         "../scripts/train.py"
