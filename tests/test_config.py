@@ -137,3 +137,36 @@ def test_config_readme_documents_every_key(root):
         keys |= set(schema["$defs"][section]["properties"])
     missing = sorted(k for k in keys if f"`{k}`" not in text)
     assert not missing, f"config/README.md does not document {missing}"
+
+
+def test_study_params_are_validated_filled_and_sweepable(monkeypatch, tiny_config):
+    from mathdl.studies import STUDIES, Study, sweep
+
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"kappa": {"description": "condition number", "type": "number", "minimum": 1, "default": 10}},
+    }
+    monkeypatch.setitem(STUDIES, "toy", Study("toy", {}, sweep.analyze, sweep.figures, sweep.report, None, schema))
+    study_enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
+    monkeypatch.setitem(study_enum, "enum", [*study_enum["enum"], "toy"])
+
+    tiny_config["experiments"]["exp"] = {"study": "toy", "seeds": [0], "sweep": {"params.kappa": [1, 100]}}
+    exp = load_plan(tiny_config).experiment("exp")
+    assert sorted(r.params["kappa"] for r in exp.runs) == [1, 100]
+    assert len(exp.groups) == 2 and exp.params == {"kappa": 10}
+    group = exp.groups[0]
+    assert cfg.GroupSpec.from_dict(group.to_dict()) == group
+
+    tiny_config["experiments"]["exp"] = {"study": "toy", "params": {"kapa": 3}}
+    with pytest.raises(ConfigError, match=r"experiments.exp.params: unknown key 'kapa' \(did you mean 'kappa'\?\)"):
+        load_plan(tiny_config)
+    tiny_config["experiments"]["exp"] = {"study": "toy", "params": {"kappa": 0.5}}
+    with pytest.raises(ConfigError, match="experiments.exp.params.kappa: 0.5 is less than the minimum of 1"):
+        load_plan(tiny_config)
+    tiny_config["experiments"]["exp"] = {"study": "toy", "sweep": {"params.kappa": [0]}}
+    with pytest.raises(ConfigError, match=r"experiments.exp.sweep.params.kappa\[0\]: 0 is less than the minimum of 1"):
+        load_plan(tiny_config)
+    tiny_config["experiments"]["exp"] = {"study": "sweep", "params": {"kappa": 3}}
+    with pytest.raises(ConfigError, match="experiments.exp.params: unknown key 'kappa'"):
+        load_plan(tiny_config)

@@ -29,7 +29,7 @@ import yaml
 
 # Training hyperparameters that may differ between the runs of one group: the engine
 # holds them as tensors of shape (M, 1, 1). Every other key defines the group's shape.
-PER_RUN_TRAIN_KEYS = ("lr",)
+PER_RUN_TRAIN_KEYS = ("lr", "momentum", "beta2", "eps", "weight_decay", "l1", "dropout")
 
 
 class ConfigError(ValueError):
@@ -74,19 +74,36 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    depth: int  # hidden layers
+    depth: int  # hidden layers (residual: blocks)
     width: int
-    activation: str
+    activation: str  # relu | logistic | tanh | softplus | identity | step (step: forward only)
+    residual: bool  # blocks h <- h + s (W2 sigma(W1 h + b1) + b2) after a linear embedding
+    residual_scale: float  # s, the scale of each residual branch
+    init: str  # pytorch | uniform | he | glorot | ntk
+    output_scale: float  # alpha: the network computes alpha * (last layer)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    loss: str
-    optimizer: str
+    loss: str  # mse | cross_entropy | hinge
+    optimizer: str  # gd | sgd | momentum | nesterov | adagrad | adam
     lr: float
+    momentum: float  # mu of momentum and nesterov; Adam's b1
+    beta2: float  # Adam's b2
+    eps: float  # AdaGrad's and Adam's epsilon
+    weight_decay: float  # L2: adds weight_decay * theta to the gradient
+    l1: float  # adds l1 * sign(theta) to the gradient
+    dropout: float  # drop probability of every hidden unit while training
+    lr_schedule: str  # constant | step | cosine, per epoch
+    lr_step_epochs: int  # step: multiply lr by lr_gamma every this many epochs
+    lr_gamma: float
     batch_size: int  # 0: full batch
     epochs: int
     eval_points: int
+    early_stopping: bool  # select the epoch of best validation metric (never test)
+    patience: int  # stop a run after this many epochs without improvement; 0: never stop
+    selection_metric: str  # loss | error, on the validation split
+    dtype: str  # float32 | float64
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,7 @@ class RunSpec:
     task: TaskConfig
     model: ModelConfig
     train: TrainConfig
+    params: Mapping[str, Any] = field(default_factory=dict)  # the study's own parameters
 
 
 @dataclass(frozen=True)
@@ -143,6 +161,7 @@ class GroupSpec:
                 task=TaskConfig(**r["task"]),
                 model=ModelConfig(**r["model"]),
                 train=TrainConfig(**r["train"]),
+                params=dict(r.get("params", {})),
             )
             for r in d["runs"]
         )
@@ -159,6 +178,7 @@ class Experiment:
     task: TaskConfig
     model: ModelConfig
     train: TrainConfig
+    params: Mapping[str, Any]  # the study's own parameters (see its PARAMS_SCHEMA)
     sweep: tuple[tuple[str, tuple], ...]  # (key, values) in config order
     plot: ExperimentPlot
     groups: tuple[GroupSpec, ...] = field(repr=False)
@@ -323,12 +343,20 @@ def _validate(raw: dict, schema: dict) -> None:
     error = _first_error(validator, raw)
     if error is not None:
         raise ConfigError(_describe(error))
-    # Sweep values must each be valid values of the key they sweep.
+    # Each study checks its own parameters; sweep values must be valid values of their key.
+    from mathdl.studies import STUDIES
+
     defs = schema["$defs"]
     for name, exp in raw["experiments"].items():
+        params_schema = STUDIES[exp["study"]].params_schema
+        error = _first_error(_DefaultFillingValidator(params_schema), exp["params"])
+        if error is not None:
+            where, what = _describe(error).split(": ", 1)
+            where = "" if where == "(top level)" else "." + where
+            raise ConfigError(f"experiments.{name}.params{where}: {what}")
         for key, values in exp["sweep"].items():
             section, sub = key.split(".", 1)
-            props = defs[section]["properties"]
+            props = params_schema["properties"] if section == "params" else defs[section]["properties"]
             if sub not in props:
                 close = difflib.get_close_matches(sub, list(props), n=1)
                 hint = f" (did you mean {section}.{close[0]}?)" if close else ""
@@ -386,18 +414,22 @@ def _build_experiment(name: str, exp: dict) -> Experiment:
     for values in itertools.product(*(v for _, v in sweep)):
         point = dict(zip(keys, values))
         sections = {s: dict(exp[s]) for s in _SECTIONS}
+        params = dict(exp["params"])
         for key, value in point.items():
             section, sub = key.split(".", 1)
-            sections[section][sub] = value
+            (params if section == "params" else sections[section])[sub] = value
         task, model, train = (_SECTIONS[s](**sections[s]) for s in ("task", "model", "train"))
         shared_train = {k: v for k, v in sections["train"].items() if k not in PER_RUN_TRAIN_KEYS}
         data_id = stable_hash(sections["task"])
-        group_id = stable_hash({"task": sections["task"], "model": sections["model"], "train": shared_train})
+        shape = {"task": sections["task"], "model": sections["model"], "train": shared_train}
+        if params:  # every study parameter shapes the group; omitted when empty (stable ids)
+            shape["params"] = params
+        group_id = stable_hash(shape)
         group_data[group_id] = data_id
         for seed in exp["seeds"]:
-            run_id = stable_hash({**sections, "seed": seed})
+            identity = {**sections, "seed": seed, **({"params": params} if params else {})}
             runs_by_group.setdefault(group_id, []).append(
-                RunSpec(run_id, seed, tuple(point.items()), task, model, train)
+                RunSpec(stable_hash(identity), seed, tuple(point.items()), task, model, train, params)
             )
     groups = tuple(
         GroupSpec(gid, name, exp["study"], group_data[gid], tuple(runs)) for gid, runs in runs_by_group.items()
@@ -414,6 +446,7 @@ def _build_experiment(name: str, exp: dict) -> Experiment:
         task=TaskConfig(**exp["task"]),
         model=ModelConfig(**exp["model"]),
         train=TrainConfig(**exp["train"]),
+        params=dict(exp["params"]),
         sweep=sweep,
         plot=ExperimentPlot(**plot),
         groups=groups,

@@ -48,7 +48,7 @@ def make_data(task: Mapping, out: str | Path) -> None:
 
 def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_runs: str | Path,
                 out_provenance: str | Path, device: str = "auto", threads: int = 1) -> None:
-    """Train one group and write its tables and provenance."""
+    """Train one group (or compute it, for a study with its own ``compute``); write tables and provenance."""
     import torch
 
     from mathdl import engine
@@ -56,7 +56,8 @@ def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_ru
 
     torch.set_num_threads(threads)
     group = GroupSpec.from_dict(spec)
-    result = engine.train(group, Dataset.load(data), device=device)
+    compute = get_study(group.study).compute or engine.train
+    result = compute(group, Dataset.load(data), device=device)
     runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
     runs["device"] = result.device
     io.write_table(result.metrics, out_metrics)
@@ -80,6 +81,8 @@ def run_parameters(group: GroupSpec) -> pd.DataFrame:
         for section in ("task", "model", "train"):
             for key, value in vars(getattr(r, section)).items():
                 row[f"{section}.{key}"] = value
+        for key, value in r.params.items():
+            row[f"params.{key}"] = value
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -2,17 +2,21 @@
 
 A study provides ``defaults`` (merged under the experiment's config), ``analyze(tables,
 experiment) -> summary``, ``figures(tables, summary, experiment, plot, outdir) -> names``
-and ``report(experiment, summary, figures, macro_prefix) -> ReportPiece``. ``compute`` is
-``None`` for studies that train networks with the engine; closed-form studies give their own.
+and ``report(experiment, summary, figure_dir, macro_prefix) -> ReportPiece``.
+
+``compute`` is ``None`` for studies that train networks with the engine. Studies that
+compute in closed form or without networks give ``compute(group, data, device) ->
+TrainResult`` (the same tidy tables as the engine), and usually ``params_schema``: a JSON
+schema of their own parameters (``experiments.<name>.params``; sweepable as ``params.<key>``).
 Adding a study is adding a module and a line in ``STUDIES`` (and its name in the schema).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mathdl.studies import sweep
+from mathdl.studies import curse, overfitting, representation, sweep
 
 
 @dataclass(frozen=True)
@@ -23,10 +27,24 @@ class Study:
     figures: Callable
     report: Callable
     compute: Callable | None = None
+    params_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_PARAMS))
+
+
+# The parameters of a study without parameters of its own: none may be given.
+NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
 
 
 STUDIES: dict[str, Study] = {
     "sweep": Study("sweep", sweep.DEFAULTS, sweep.analyze, sweep.figures, sweep.report),
+    "overfitting": Study(
+        "overfitting", overfitting.DEFAULTS, overfitting.analyze, overfitting.figures, overfitting.report,
+        overfitting.compute, overfitting.PARAMS_SCHEMA,
+    ),
+    "curse": Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, curse.report, curse.compute, curse.PARAMS_SCHEMA),
+    "representation": Study(
+        "representation", representation.DEFAULTS, representation.analyze, representation.figures,
+        representation.report, representation.compute, representation.PARAMS_SCHEMA,
+    ),
 }
 
 

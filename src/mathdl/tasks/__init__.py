@@ -57,8 +57,16 @@ def _teacher(task: TaskConfig) -> Dataset:
     return teacher_dataset(task)
 
 
+def _no_data(task: TaskConfig) -> Dataset:
+    """For studies that compute without a data set (optimization paths, closed forms)."""
+    empty_x = np.zeros((0, task.input_dim), dtype=np.float32)
+    empty_y = np.zeros(0, dtype=np.int64)
+    return Dataset(task.kind, task.n_classes, empty_x, empty_y, empty_x, empty_y, empty_x, empty_y)
+
+
 TASKS: dict[str, Callable[[TaskConfig], Dataset]] = {
     "teacher": _teacher,
+    "none": _no_data,
 }
 
 

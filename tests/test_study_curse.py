@@ -1,0 +1,185 @@
+"""The curse-of-dimensionality study: histograms, de Moivre's expectation, kNN, distances."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import mathdl.config as cfg
+from mathdl.studies import curse
+
+
+# ----------------------------------------------------------------------------- histograms
+
+
+@pytest.mark.parametrize("dim, m", [(1, 10), (2, 5), (3, 4)])
+def test_histogram_estimate_integrates_to_one(dim, m):
+    x = np.random.default_rng(0).beta(2, 5, size=(300, dim))  # any density on the cube
+    # Evaluate at the centre of every bin: the integral is the sum times the bin volume eps^d.
+    axes = [(np.arange(m) + 0.5) / m] * dim
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, dim)
+    assert curse.histogram_density(x, m, centres).sum() * m**-dim == pytest.approx(1.0, rel=1e-12)
+    assert curse.bin_counts(x, m).sum() == 300
+
+
+def test_points_on_the_upper_faces_fall_in_the_last_bin():
+    x = np.array([[0.0, 1.0], [1.0, 0.999]])
+    np.testing.assert_array_equal(curse.bin_index(x, 4), [[0, 3], [3, 3]])
+
+
+def test_histogram_error_is_small_in_one_dimension_with_many_points():
+    rng = np.random.default_rng(1)
+    n, m = 100_000, 10
+    x = rng.uniform(size=(n, 1))
+    l1 = curse.uniform_l1_error(curse.bin_counts(x, m), n, 1, m)
+    assert l1 < 0.02  # about sqrt(2 m / (pi n)) = 0.008
+    estimate = curse.histogram_density(x, m, rng.uniform(size=(1000, 1)))
+    assert np.abs(estimate - 1).mean() < 0.02
+
+
+def test_exact_l1_error_agrees_with_a_fine_grid():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(50, 2))
+    # The midpoint rule is exact for the piecewise constant |p_hat - 1| on a grid that refines the bins.
+    g = (np.arange(40) + 0.5) / 40
+    grid = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
+    numeric = np.abs(curse.histogram_density(x, 4, grid) - 1).mean()
+    assert curse.uniform_l1_error(curse.bin_counts(x, 4), 50, 2, 4) == pytest.approx(numeric, rel=1e-12)
+
+
+@pytest.mark.parametrize("n, dim, m", [(10, 1, 3), (1000, 3, 10), (1000, 5, 10), (50, 2, 2)])
+def test_de_moivre_expectation_equals_the_binomial_sum(n, dim, m):
+    q = m**-dim
+    k = np.arange(n + 1)
+    mad = np.sum(stats.binom.pmf(k, n, q) * np.abs(k - n * q))
+    assert curse.expected_uniform_l1(n, dim, m) == pytest.approx(m**dim * mad / n, rel=1e-9)
+
+
+def test_simulated_l1_error_matches_its_expectation():
+    n, dim, m = 200, 2, 8
+    rng = np.random.default_rng(3)
+    l1 = [curse.uniform_l1_error(curse.bin_counts(rng.uniform(size=(n, dim)), m), n, dim, m) for _ in range(400)]
+    se = np.std(l1, ddof=1) / math.sqrt(len(l1))
+    assert abs(np.mean(l1) - curse.expected_uniform_l1(n, dim, m)) < 4 * se
+
+
+def test_sparse_histograms_err_by_twice_the_empty_share():
+    n, dim, m = 100, 3, 5  # n q = 0.8 <= 1
+    counts = curse.bin_counts(np.random.default_rng(4).uniform(size=(n, dim)), m)
+    share = curse.empty_share(len(counts), dim, m)
+    assert curse.uniform_l1_error(counts, n, dim, m) == pytest.approx(2 * share, rel=1e-12)
+    q = m**-dim
+    assert curse.expected_uniform_l1(n, dim, m) == pytest.approx(2 * (1 - q) ** n, rel=1e-9)
+    assert curse.expected_empty_share(n, dim, m) == pytest.approx((1 - q) ** n, rel=1e-12)
+    # In very high dimension the histogram is as far from the density as any density can be.
+    assert curse.expected_uniform_l1(1000, 100, 10) == pytest.approx(2.0)
+
+
+# ----------------------------------------------------------------------------- kNN and distances
+
+
+def test_knn_with_k_equal_to_n_predicts_the_mean():
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(size=(40, 3)), rng.standard_normal(40)
+    np.testing.assert_allclose(curse.knn_predict(x, y, rng.uniform(size=(7, 3)), k=40), y.mean())
+
+
+def test_one_nearest_neighbour_interpolates_the_training_points():
+    rng = np.random.default_rng(6)
+    x, y = rng.uniform(size=(30, 5)), rng.standard_normal(30)
+    np.testing.assert_allclose(curse.knn_predict(x, y, x, k=1), y)
+
+
+def test_target_has_variance_one_half_in_every_dimension():
+    rng = np.random.default_rng(7)
+    for dim in (1, 10, 100):
+        f = curse.sum_of_sines(rng.uniform(size=(20_000, dim)))
+        assert f.var() == pytest.approx(curse.TARGET_VARIANCE, rel=0.05)
+
+
+def test_distances_concentrate():
+    rng = np.random.default_rng(8)
+    ratios = [curse.distance_ratio(rng.uniform(size=(500, d)), rng.uniform(size=(100, d))).mean()
+              for d in (1, 10, 200)]
+    assert ratios[0] < 0.01 < ratios[1] < ratios[2]
+    assert ratios[2] > 0.75
+
+
+# ----------------------------------------------------------------------------- the study end to end
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    from mathdl.studies import STUDIES, Study
+
+    study = Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, curse.report, curse.compute,
+                  curse.PARAMS_SCHEMA)
+    monkeypatch.setitem(STUDIES, "curse", study)
+    enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
+    monkeypatch.setitem(enum, "enum", [*enum["enum"], "curse"])
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, root):
+    import json
+
+    from mathdl.pipeline import run_parameters
+    from mathdl.tables import Tables
+    from mathdl.tasks import make_dataset
+
+    config = {"device": "cpu", "experiments": {"cu": {
+        "study": "curse", "seeds": [0, 1], "params": {"n_train": 200, "n_test": 50, "k": 5},
+        "sweep": {"params.dim": [1, 3, 8, 40]},
+    }}}
+    plan = cfg.load_plan(config)
+    exp = plan.experiment("cu")
+    assert len(exp.groups) == 4 and exp.plot.x == "params.dim"
+    metrics, runs = [], []
+    for group in exp.groups:
+        result = curse.compute(group, make_dataset(group.task), device="cpu")
+        assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
+        metrics.append(result.metrics)
+        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
+
+    summary = json.loads(json.dumps(curse.analyze(tables, exp), allow_nan=False))
+    assert summary["dims"] == [1, 3, 8, 40]
+    assert summary["bins_needed_by_dim"] == {"1": 10.0, "3": 1e3, "8": 1e8, "40": 1e40}
+    knn = summary["knn_relative_mse_by_dim"]
+    assert knn["1"] < knn["40"]
+    crossing = summary["crossover_dimension"]
+    assert crossing is None or knn[str(crossing)] > 0.5
+    assert all(knn[str(d)] <= 0.5 for d in summary["dims"] if crossing is None or d < crossing)
+    assert summary["hist_l1_by_dim"]["40"] == pytest.approx(2.0)
+    assert summary["max_hist_l1_theory_error"] < 0.2
+
+    names = curse.figures(tables, summary, exp, plan.plot, tmp_path)
+    assert names == list(curse.FIGURES)
+    for name in names:
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+
+    piece = curse.report(exp, summary, "figures/cu", "Cu")
+    assert all(re.fullmatch(r"Cu[A-Za-z]+", k) for k in piece.macros)
+    used = set(re.findall(r"\\(Cu[A-Za-z]+)", piece.section + piece.slides))
+    assert used <= set(piece.macros)
+    for name in names:
+        assert f"figures/cu/{name}.pdf" in piece.section
+    bib = (root / "report" / "references.bib").read_text()
+    for keys in re.findall(r"\\cite[tp](?:\[[^\]]*\])?\{([^}]*)\}", piece.section):
+        for key in keys.split(","):
+            assert f"{{{key.strip()},\n" in bib, key
+    assert "\\cite" not in piece.slides and piece.slides.count("\\begin{frame}") == 1
+
+
+def test_k_larger_than_n_is_refused(registered):
+    from mathdl.tasks import make_dataset
+
+    config = {"device": "cpu", "experiments": {"cu": {
+        "study": "curse", "seeds": [0], "params": {"n_train": 5, "k": 6}, "sweep": {}}}}
+    group = cfg.load_plan(config).experiment("cu").groups[0]
+    with pytest.raises(ValueError, match="params.k"):
+        curse.compute(group, make_dataset(group.task), device="cpu")
