@@ -28,3 +28,13 @@ def test_gpus_follow_the_device():
     assert resources.gpus("cpu", True) == 0
     assert resources.gpus("auto", False) == 0
     assert resources.gpus("auto", True) == 1
+
+
+def test_parameter_count_agrees_with_the_models(tiny_config):
+    from mathdl import models
+
+    for residual in (False, True):
+        tiny_config["experiments"]["exp"]["model"] = {"residual": residual, "depth": 3, "width": 5}
+        group = load_plan(tiny_config).experiment("exp").groups[0]
+        expected = models.parameter_count(group.model, group.task.input_dim, group.task.n_classes)
+        assert resources.parameter_count(group) == expected

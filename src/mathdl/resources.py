@@ -18,9 +18,18 @@ RUNTIME_MIN_BASE = 10  # minutes: start-up, data loading, writing tables
 
 
 def parameter_count(group: GroupSpec) -> int:
-    """Parameters of one network of the group (weights and biases of every layer)."""
-    sizes = [group.task.input_dim] + [group.model.width] * group.model.depth + [group.task.n_classes]
-    return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+    """Parameters of one network of the group (weights and biases of every layer).
+
+    Counted here without torch (mathdl.models.parameter_count is the same number), because
+    Snakemake evaluates this while it parses the workflow.
+    """
+    d, w, k, depth = group.task.input_dim, group.model.width, group.task.n_classes, group.model.depth
+    if group.model.residual:  # embedding, two layers per block, read-out
+        layers = [(d, w)] + [(w, w)] * (2 * depth) + [(w, k)]
+    else:
+        sizes = [d] + [w] * depth + [k]
+        layers = list(zip(sizes[:-1], sizes[1:]))
+    return sum(fan_in * fan_out + fan_out for fan_in, fan_out in layers)
 
 
 def mem_mb(group: GroupSpec) -> int:
