@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mathdl.studies import curse, overfitting, representation, sweep
+from mathdl.studies import curse, optimizers, overfitting, representation, sgd_linear, sweep
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,14 @@ NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "p
 
 STUDIES: dict[str, Study] = {
     "sweep": Study("sweep", sweep.DEFAULTS, sweep.analyze, sweep.figures, sweep.report),
+    "optimizers": Study(
+        "optimizers", optimizers.DEFAULTS, optimizers.analyze, optimizers.figures, optimizers.report,
+        optimizers.compute, optimizers.PARAMS_SCHEMA,
+    ),
+    "sgd_linear": Study(
+        "sgd_linear", sgd_linear.DEFAULTS, sgd_linear.analyze, sgd_linear.figures, sgd_linear.report,
+        sgd_linear.compute, sgd_linear.PARAMS_SCHEMA,
+    ),
     "overfitting": Study(
         "overfitting", overfitting.DEFAULTS, overfitting.analyze, overfitting.figures, overfitting.report,
         overfitting.compute, overfitting.PARAMS_SCHEMA,

@@ -1,0 +1,167 @@
+"""The sgd_linear study: an unbiased stochastic gradient, GD to the least-squares solution, the SGD plateau."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mathdl.studies import sgd_linear as sl
+
+
+def default_params(**over):
+    params = {p: s["default"] for p, s in sl.PARAMS_SCHEMA["properties"].items()}
+    params.update(over)
+    return params
+
+
+@pytest.mark.parametrize("sampling", sl.SAMPLINGS)
+@pytest.mark.parametrize("batch", [1, 10, 100])
+def test_stochastic_gradient_is_unbiased(sampling, batch):
+    """The average of K minibatch gradients differs from the full gradient by Monte-Carlo error only.
+
+    ||d|| / sqrt(E||d||^2) exceeds 4 with probability below 1e-3 for a 2-dimensional (near)
+    Gaussian d; the p-value of K d^T C^{-1} d ~ chi^2_2 is above 1e-3 unless there is a bias.
+    """
+    params = default_params(n=20000)
+    X, y = sl.make_data(params, seed=0)
+    beta = np.array([0.3, -0.7])
+    check = sl.gradient_check(X, y, beta, batch, 4000, sampling, np.random.default_rng(7))
+    assert check["relative_error"] < 4 * check["expected_relative_error"]
+    assert check["p_value"] > 1e-3
+
+
+def test_gradient_check_detects_a_biased_gradient():
+    """The same statistic rejects a sampler that prefers large x (a sanity check of the check)."""
+    params = default_params(n=20000)
+    X, y = sl.make_data(params, seed=0)
+    beta = np.zeros(2)
+    per_sample = X * (X @ beta - y)[:, None]
+    full = per_sample.mean(axis=0)
+    rng = np.random.default_rng(0)
+    biased = np.argsort(X[:, 1])[len(y) // 10:]  # never the smallest tenth of x
+    means = np.array([per_sample[rng.choice(biased, 10)].mean(axis=0) for _ in range(4000)])
+    centred = per_sample - full
+    cov = centred.T @ centred / len(y) / 10
+    d = means.mean(axis=0) - full
+    assert 4000 * d @ np.linalg.solve(cov, d) > 100  # chi^2_2 p-value ~ e^-50
+
+
+def test_gd_converges_to_the_closed_form_least_squares_solution():
+    params = default_params(n=5000, batch_size=0, lr=0.5, full_batch_epochs=400, evals_per_epoch=1, log_evals=0)
+    X, y = sl.make_data(params, seed=3)
+    # the normal equations, solved independently of the study's lstsq
+    xm, ym = X[:, 1].mean(), y.mean()
+    slope = np.sum((X[:, 1] - xm) * (y - ym)) / np.sum((X[:, 1] - xm) ** 2)
+    closed = np.array([ym - slope * xm, slope])
+    beta_hat, l_star, H = sl.least_squares(X, y)
+    np.testing.assert_allclose(beta_hat, closed, rtol=1e-10)
+    table, info = sl.train(X, y, params, np.random.default_rng(0), beta_hat, H, l_star)
+    final = np.array([info["final_beta0"], info["final_beta1"]])
+    # GD contracts by max|1 - lr lambda| per step: after 400 steps the error is far below 1e-10
+    rate = np.max(np.abs(1 - 0.5 * np.linalg.eigvalsh(H)))
+    assert rate**400 < 1e-12
+    np.testing.assert_allclose(final, closed, rtol=1e-9)
+    assert table["loss"].iloc[-1] == pytest.approx(l_star, rel=1e-12)
+    assert table["passes"].iloc[-1] == 400 and not info["diverged"]
+
+
+def test_loss_gap_is_the_quadratic_form():
+    params = default_params(n=1000)
+    X, y = sl.make_data(params, seed=1)
+    beta_hat, l_star, H = sl.least_squares(X, y)
+    beta = np.array([-1.0, 4.0])
+    direct = 0.5 * np.mean((X @ beta - y) ** 2)
+    assert l_star + sl.loss_gap(beta, beta_hat, H) == pytest.approx(direct, rel=1e-12)
+
+
+def test_predicted_plateau_matches_a_long_simulation():
+    """Constant-step SGD with replacement: the time-averaged excess loss against the stationary solution."""
+    params = default_params(n=500)
+    X, y = sl.make_data(params, seed=2)
+    beta_hat, _, H = sl.least_squares(X, y)
+    lr, batch, steps = 0.05, 1, 60000
+    predicted = sl.predicted_plateau(X, y, lr, batch, "with_replacement")
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(y), size=steps)
+    beta, total = beta_hat.copy(), 0.0
+    for i in idx:  # B = 1: scalar arithmetic is enough
+        r = X[i] @ beta - y[i]
+        beta = beta - lr * r * X[i]
+        total += sl.loss_gap(beta, beta_hat, H)
+    # autocorrelation time ~ 1/(2 lr mu) ~ 30 steps: ~1000 effective samples, a few % error
+    assert total / steps == pytest.approx(predicted, rel=0.12)
+    # the small-step limit lr sigma^2 tr(H) / (4B), with sigma^2 ~ the residual variance
+    small = sl.predicted_plateau(X, y, 1e-4, 10, "with_replacement")
+    resid_var = np.mean((y - X @ beta_hat) ** 2)
+    assert small == pytest.approx(1e-4 * resid_var * np.trace(H) / 40, rel=0.05)
+    assert sl.predicted_plateau(X, y, lr, len(y), "with_replacement") == 0.0
+
+
+def test_eval_steps_cover_the_run():
+    steps = sl.eval_steps(steps_per_epoch=1000, epochs=2, evals_per_epoch=4, log_evals=5)
+    assert steps[0] == 0 and steps[-1] == 2000
+    assert {1, 1000, 500, 1500} <= set(steps.tolist())
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    from mathdl import config as cfg
+    from mathdl.studies import STUDIES, Study
+
+    study = Study("sgd_linear", sl.DEFAULTS, sl.analyze, sl.figures, sl.report, sl.compute, sl.PARAMS_SCHEMA)
+    monkeypatch.setitem(STUDIES, "sgd_linear", study)
+    enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
+    monkeypatch.setitem(enum, "enum", [*enum["enum"], "sgd_linear"])
+    return study
+
+
+def test_compute_analyze_figures_report(registered, tmp_path):
+    from mathdl.config import load_plan
+    from mathdl.pipeline import run_parameters
+    from mathdl.report import macro_prefix
+    from mathdl.tables import Tables
+
+    plan = load_plan({"device": "cpu", "experiments": {"sgd": {
+        "study": "sgd_linear", "seeds": [0, 1],
+        "params": {"n": 2000, "epochs": 2, "full_batch_epochs": 400, "check_batches": 300, "evals_per_epoch": 20},
+        "sweep": {"params.batch_size": [1, 50, 0]},
+    }}})
+    exp = plan.experiment("sgd")
+    metrics, runs = [], []
+    for group in exp.groups:
+        result = sl.compute(group, None, device="cpu")
+        assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
+        assert {"run_id", "seed", "diverged", "diverged_epoch"} <= set(result.runs.columns)
+        metrics.append(result.metrics)
+        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
+    summary = sl.analyze(tables, exp)
+    json.dumps(summary, allow_nan=False)
+    assert [b["batch_size"] for b in summary["batch_sizes"]] == [1, 50, 2000]
+    assert set(summary["final_loss"]) == {"1", "50", "full (2000)"}
+    assert summary["unbiased_relative_error"] < 4 * summary["unbiased_expected_relative_error"]
+    assert summary["gd_final_beta_error"] < 1e-3
+    assert all(v >= summary["ols_loss"] * (1 - 1e-12) for v in summary["final_loss"].values())
+    secs = tables.metrics.query("split == 'train' and metric == 'seconds'")
+    assert (secs.groupby("run_id")["value"].diff().dropna() >= 0).all()  # a clock never runs back
+
+    names = sl.figures(tables, summary, exp, plan.plot, tmp_path)
+    assert names == list(sl.FIGURES)
+    for name in names:
+        assert (tmp_path / f"{name}.pdf").is_file() and (tmp_path / f"{name}.png").is_file()
+
+    prefix = macro_prefix("sgd")
+    piece = sl.report(exp, summary, "figures/sgd", prefix)
+    assert all(re.fullmatch(r"[A-Za-z]+", k) and k.startswith(prefix) for k in piece.macros)
+    used = set(re.findall(r"\\(" + prefix + r"[A-Za-z]+)", piece.section + piece.slides))
+    assert used <= set(piece.macros), used - set(piece.macros)
+    for name in names:
+        assert f"figures/sgd/{name}.pdf" in piece.section
+    assert r"\begin{frame}" in piece.slides and r"\cite" not in piece.slides
