@@ -108,7 +108,7 @@ def test_a_cancelled_job_is_resumed_without_recomputing_finished_work(tmp_path):
                 "model": {"width": 8},
                 "train": {"batch_size": 16, "eval_points": 4},
                 # a fast group and a slow one (epochs shape the loop: two groups)
-                "sweep": {"train.epochs": [5, 40000]},
+                "sweep": {"train.epochs": [5, 60000]},
             }
         },
     }

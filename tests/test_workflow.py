@@ -123,3 +123,53 @@ def test_workflow_is_snakefmt_formatted():
         [sys.executable, "-m", "snakefmt", "--check", "workflow"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_killed_run_resumes_and_keeps_finished_groups(tmp_path):
+    import os
+    import signal
+    import time
+
+    work = copy_project(tmp_path)
+    plan = {
+        "device": "cpu",
+        "experiments": {
+            "resume": {
+                "study": "sweep",
+                "seeds": [0],
+                "task": {"input_dim": 4, "n_train": 64, "n_test": 128},
+                "model": {"width": 8},
+                "train": {"batch_size": 16, "eval_points": 4},
+                "sweep": {"train.epochs": [5, 20000]},  # a fast group and a slow one
+            }
+        },
+    }
+    (work / "config" / "resume.yaml").write_text(yaml.safe_dump(plan))
+    target = "results/tables/resume/summary.json"
+    cmd = [sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile", "config/resume.yaml"]
+    log = (work / "snakemake.out").open("w")
+    proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    runs = work / "results" / "runs" / "resume"
+    try:
+        deadline = time.monotonic() + 120
+        # finished as far as Snakemake knows (it has recorded the job), not merely written
+        while time.monotonic() < deadline and "(Rule: train)" not in (work / "snakemake.out").read_text():
+            time.sleep(0.2)
+        finished = list(runs.glob("*/provenance.json"))
+        assert len(finished) == 1, "the fast group did not finish in time"
+        os.killpg(proc.pid, signal.SIGKILL)  # no clean-up at all, as in a power cut
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    fast_group = finished[0].parent
+    stamps = {p.name: p.stat().st_mtime_ns for p in fast_group.iterdir()}
+    # A killed Snakemake leaves its lock; Snakemake itself says to unlock, as the README does.
+    assert snakemake(work, "--unlock", "--configfile", "config/resume.yaml", timeout=120).returncode == 0
+    dry = snakemake(work, target, "-n", "--configfile", "config/resume.yaml", timeout=120)
+    assert jobs_to_run(dry).get("train") == 1, dry.stdout[-3000:]
+    result = snakemake(work, target, "--configfile", "config/resume.yaml", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name: p.stat().st_mtime_ns for p in fast_group.iterdir()} == stamps
+    assert not list(runs.rglob("*.tmp"))  # no half-written file was left behind

@@ -1,5 +1,5 @@
-# One job trains one group as a batched ensemble. On a cluster, the profile bundles many
-# such jobs into one submission (group "train", see workflow/profiles/slurm).
+# One job trains one group as a batched ensemble. On a cluster, the Slurm profile bundles
+# many such jobs into one submission (groups: train=train, see workflow/profiles/slurm).
 rule train:
     input:
         data=group_data,
@@ -9,8 +9,6 @@ rule train:
         provenance="results/runs/{experiment}/{group}/provenance.json",
     log:
         "results/logs/train/{experiment}/{group}.log",
-    group:
-        "train"
     conda:
         "../../environment.yml"
     threads: PLAN.threads
