@@ -58,7 +58,7 @@ def test_results_are_tidy_tables_with_provenance(finished):
     assert set(metrics["split"]) == {"train", "test"}
     assert len(runs) == 4 and set(runs["model.width"]) == {4, 16}
     assert set(metrics["run_id"]) == set(runs["run_id"])
-    provenance = [json.loads(p.read_text()) for p in (finished / "results" / "runs").rglob("provenance.json")]
+    provenance = [json.loads(p.read_text()) for p in (finished / "results/runs/wide_nets_&_50%").rglob("provenance.json")]
     assert len(provenance) == 2
     assert all(p["device"] == "cpu" and p["wall_time_s"] > 0 and "torch" in p for p in provenance)
     for ext in ("pdf", "png"):

@@ -1,10 +1,18 @@
 # Input functions and shared settings. Every path of the workflow is spelled here once.
+import json
 from pathlib import Path
 
 from mathdl import resources
 
 EXPERIMENTS = {e.name: e for e in PLAN.experiments}
 RESOLVED = PLAN.resolved
+
+
+def canonical(obj):
+    """Keys sorted at every level: Snakemake compares params as written, so a config that
+    only lists its keys in another order must not look changed (and retrain everything).
+    """
+    return json.loads(json.dumps(obj, sort_keys=True))
 
 
 wildcard_constraints:
@@ -15,10 +23,11 @@ wildcard_constraints:
 
 
 def experiment_params(wildcards):
-    """The experiment's resolved config; of the plot section only x, which the analysis uses."""
+    """The experiment's resolved config; of its plot section only x, which the analysis uses."""
     exp = dict(RESOLVED["experiments"][wildcards.experiment])
-    exp["plot"] = {"x": exp["plot"]["x"]}
-    return exp
+    # x resolved here (the first sweep key by default): canonical() sorts the sweep's keys
+    exp["plot"] = {"x": EXPERIMENTS[wildcards.experiment].plot.x}
+    return canonical(exp)
 
 
 def all_experiment_params(wildcards):
@@ -31,15 +40,17 @@ class Wildcards:
 
 
 def plot_options(wildcards):
-    return RESOLVED["plot"]
+    return canonical(RESOLVED["plot"])
 
 
 def experiment_plot_options(wildcards):
-    return RESOLVED["experiments"][wildcards.experiment]["plot"]
+    plot = dict(RESOLVED["experiments"][wildcards.experiment]["plot"])
+    plot["x"] = EXPERIMENTS[wildcards.experiment].plot.x
+    return canonical(plot)
 
 
 def group_spec(wildcards):
-    return EXPERIMENTS[wildcards.experiment].group(wildcards.group).to_dict()
+    return canonical(EXPERIMENTS[wildcards.experiment].group(wildcards.group).to_dict())
 
 
 def group_data(wildcards):
@@ -48,7 +59,7 @@ def group_data(wildcards):
 
 
 def task_params(wildcards):
-    return vars(EXPERIMENTS[wildcards.experiment].tasks()[wildcards.data_id])
+    return canonical(vars(EXPERIMENTS[wildcards.experiment].tasks()[wildcards.data_id]))
 
 
 def group_outputs(kind):

@@ -12,7 +12,7 @@ rule report_pieces:
     conda:
         "../../environment.yml"
     params:
-        project=RESOLVED["project"],
+        project=canonical(RESOLVED["project"]),
         experiments=all_experiment_params,
     script:
         "../scripts/report_pieces.py"
