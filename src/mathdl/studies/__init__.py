@@ -16,7 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mathdl.studies import curse, optimizers, overfitting, representation, sgd_linear, sweep
+from mathdl.studies import (
+    approximation,
+    curse,
+    depth_separation,
+    lazy_training,
+    optimizers,
+    overfitting,
+    representation,
+    sgd_linear,
+    sweep,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,18 @@ STUDIES: dict[str, Study] = {
         overfitting.compute, overfitting.PARAMS_SCHEMA,
     ),
     "curse": Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, curse.report, curse.compute, curse.PARAMS_SCHEMA),
+    "approximation": Study(
+        "approximation", approximation.DEFAULTS, approximation.analyze, approximation.figures,
+        approximation.report, approximation.compute, approximation.PARAMS_SCHEMA,
+    ),
+    "depth_separation": Study(
+        "depth_separation", depth_separation.DEFAULTS, depth_separation.analyze, depth_separation.figures,
+        depth_separation.report, depth_separation.compute, depth_separation.PARAMS_SCHEMA,
+    ),
+    "lazy_training": Study(
+        "lazy_training", lazy_training.DEFAULTS, lazy_training.analyze, lazy_training.figures,
+        lazy_training.report, lazy_training.compute, lazy_training.PARAMS_SCHEMA,
+    ),
     "representation": Study(
         "representation", representation.DEFAULTS, representation.analyze, representation.figures,
         representation.report, representation.compute, representation.PARAMS_SCHEMA,
