@@ -249,3 +249,13 @@ def test_make_group_ids_match_the_config_and_per_run_keys_share_a_group():
     assert set(PER_RUN_TRAIN_KEYS) >= {"lr", "momentum", "weight_decay", "l1", "dropout"}
     with pytest.raises(ValueError, match="per_run may set only"):
         small_group(per_run=[{"epochs": 3}])
+
+
+@pytest.mark.parametrize("epochs, points", [(1, 2), (10, 2), (100, 3), (100, 20), (7, 50)])
+def test_eval_schedule_starts_at_zero_and_ends_at_the_last_epoch(epochs, points):
+    from mathdl.engine import eval_epochs
+
+    schedule = eval_epochs(epochs, points)
+    assert schedule[0] == 0 and schedule[-1] == epochs
+    assert schedule == sorted(set(schedule))
+    assert len(schedule) <= max(points, 2) + 1

@@ -65,9 +65,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def eval_epochs(epochs: int, points: int) -> list[int]:
-    """Epoch 0 and about ``points - 1`` log-spaced epochs up to the last one."""
-    grid = np.unique(np.round(np.geomspace(1, epochs, num=max(points - 1, 1))).astype(int))
-    return [0] + [int(e) for e in grid]
+    """Epoch 0, the last epoch, and about ``points - 2`` log-spaced epochs between them."""
+    grid = np.round(np.geomspace(1, epochs, num=max(points - 1, 1))).astype(int)
+    return sorted({0, epochs, *(int(e) for e in grid)})
 
 
 # ----------------------------------------------------------------------------- memory
