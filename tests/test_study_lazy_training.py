@@ -26,7 +26,8 @@ def registered(monkeypatch):
 
 
 TINY = {"widths": [16, 64, 256], "n_train": 8, "n_test": 16, "input_dim": 3, "epochs": 100, "lr": 0.2,
-        "alphas": [0.1, 1.0, 10.0], "alpha_width": 32, "alpha_steps": 60}
+        "alphas": [0.1, 1.0, 10.0], "alpha_width": 32, "alpha_steps": 60,
+        "deep_depth": 2, "deep_widths": [16, 64, 256], "deep_epochs": 60}
 
 
 def _run(config):
@@ -83,6 +84,25 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
         for key in keys.split(","):
             assert f"{{{key.strip()},\n" in bib, key
     assert "\\cite" not in piece.slides and 1 <= piece.slides.count("\\begin{frame}") <= 2
+
+
+def test_deep_per_layer_changes_shrink_with_width(registered):
+    config = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0, 1], "params": TINY}}}
+    _, exp, tables = _run(config)
+    summary = json.loads(json.dumps(lt.analyze(tables, exp), allow_nan=False))
+    layers = [str(l) for l in range(1, TINY["deep_depth"] + 2)]  # hidden layers and the output layer
+    assert summary["deep_widths"] == TINY["deep_widths"] and summary["deep_layers"] == [int(l) for l in layers]
+    change = summary["deep_layer_change"]
+    assert sorted(change) == sorted(str(w) for w in TINY["deep_widths"])
+    small, large = change[str(TINY["deep_widths"][0])], change[str(TINY["deep_widths"][-1])]
+    for layer in layers:
+        assert set(small[layer]) == {"mean", "ci_low", "ci_high"}
+        assert 0 < large[layer]["mean"] < small[layer]["mean"], layer
+        assert summary["deep_layer_change_slopes"][layer]["mean"] < 0, layer
+    assert sorted(summary["deep_layer_change_slopes"]) == layers
+    # They are the engine's per-layer relative distances, one per run, width and layer.
+    deep = tables.metrics[tables.metrics["split"] == "deep"]
+    assert len(deep) == 2 * len(TINY["deep_widths"]) * (len(layers) + 1)
 
 
 def test_a_sweep_is_refused(registered):

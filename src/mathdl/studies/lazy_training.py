@@ -14,6 +14,11 @@ O(m^{-1/2}) in the width m.
 At a fixed width, an output-scale sweep (Chizat, Oyallon and Bach 2019): GD on
 R(alpha h(theta)) / alpha^2 with the centred model h = f(theta) - f(theta_0); large alpha is lazy
 (relative weight change ~ 1/alpha), small alpha moves the weights by O(1) (feature learning).
+Deeper networks (``deep_depth`` hidden ReLU layers, widths ``deep_widths``, same data, GD on the
+mse, NTK parametrization, float32): the relative distance from initialization of every layer,
+||W_l(T) - W_l(0)|| / ||W_l(0)|| (weight and bias, the engine's ``rel_dist_init_layer<l>``), and
+its log-log slope against width per layer; in the NTK regime every layer's change shrinks with
+width, at least like m^{-1/2} (Lee et al. 2019).
 The data are shared by all seeds (``data_seed``); the seeds draw the initializations.
 """
 
@@ -35,7 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "description": (
         "As one-hidden-layer networks in the NTK parametrization grow wider, how much do their "
         "weights, their tangent kernel and their predictions move away from the linearized model "
-        "during training, and what does the output scale change?"
+        "during training, how much does each layer of a deeper network move, and what does the output "
+        "scale change?"
     ),
     "seeds": [0, 1, 2],
     "task": {"name": "none"},
@@ -69,11 +75,20 @@ PARAMS_SCHEMA: dict[str, Any] = {
                         "minimum": 2, "default": 128},
         "alpha_steps": {"description": "GD steps of the output-scale sweep.", "type": "integer",
                         "minimum": 1, "default": 1000},
+        "deep_depth": {"description": "Hidden layers of the deep per-layer sweep.", "type": "integer",
+                       "minimum": 1, "maximum": 16, "default": 3},
+        "deep_widths": {
+            "description": "Hidden widths m of the deep per-layer sweep.",
+            "type": "array", "items": {"type": "integer", "minimum": 2, "maximum": 16384},
+            "minItems": 2, "uniqueItems": True, "default": [64, 256, 1024],
+        },
+        "deep_epochs": {"description": "GD steps T of the deep per-layer sweep (step size lr).", "type": "integer",
+                        "minimum": 1, "default": 200},
     },
 }
 
 CI_LEVEL = 0.95
-FIGURES = ("changes_vs_width", "alpha_sweep")
+FIGURES = ("changes_vs_width", "alpha_sweep", "deep_layer_change")
 WIDTH_METRICS = ("weight_change", "ntk_change", "linearization_gap", "kernel_gap", "train_mse", "test_mse",
                  "test_mse_linearized", "test_mse_kernel", "rel_dist_init_engine")
 SLOPE_KEYS = {"weight_change": "weight_change_slope", "ntk_change": "ntk_change_slope",
@@ -136,6 +151,33 @@ def _width_rows(run_seeds, width: int, data: dict, params: dict) -> list[tuple]:
     return rows
 
 
+def _deep_rows(run_seeds, width: int, data: dict, params: dict) -> list[tuple]:
+    """Train all seeds of a deep network at one width; the engine's per-layer relative change at T."""
+    from mathdl import engine
+    from mathdl.tasks import Dataset
+
+    x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    empty = np.zeros((0, x.shape[1]))
+    dataset = Dataset("regression", 1, x.numpy(), y.numpy()[:, None], empty, np.zeros((0, 1)),
+                      xt.numpy(), yt.numpy()[:, None])
+    group = engine.make_group(
+        run_seeds, task={"name": "none"},
+        model={"depth": params["deep_depth"], "width": width, "activation": "relu", "init": "ntk"},
+        train={"optimizer": "gd", "loss": "mse", "lr": params["lr"], "epochs": params["deep_epochs"],
+               "dtype": "float32", "eval_points": 2},  # epochs 0 and T
+    )
+    result = engine.train(group, dataset, progress=False)
+    m = result.metrics
+    m = m[(m["split"] == "train") & (m["epoch"] == params["deep_epochs"])]
+    seed_of = result.runs.set_index("run_id")["seed"]
+    wanted = [f"rel_dist_init_layer{l}" for l in range(1, params["deep_depth"] + 2)] + ["loss"]
+    rows = []
+    for _, r in m[m["metric"].isin(wanted)].iterrows():
+        metric = "train_loss" if r["metric"] == "loss" else r["metric"]
+        rows.append((int(seed_of[r["run_id"]]), width, "deep", metric, float(r["value"])))
+    return rows
+
+
 def _alpha_rows(seed: int, data: dict, params: dict) -> list[tuple]:
     """The output-scale sweep at one width: GD on the centred, alpha-scaled model."""
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
@@ -173,6 +215,8 @@ def compute(group, data, device):
         rows += _width_rows(seeds, width, xy, params)
     for seed in seeds:
         rows += _alpha_rows(seed, xy, params)
+    for width in sorted(params["deep_widths"]):
+        rows += _deep_rows(seeds, width, xy, params)
     ids = {r.seed: r.run_id for r in group.runs}
     metrics = pd.DataFrame(rows, columns=["seed", "epoch", "split", "metric", "value"])
     metrics.insert(0, "run_id", metrics.pop("seed").map(ids))
@@ -236,11 +280,29 @@ def analyze(tables, experiment) -> dict:
         _ci([ntk.loglog_slope(alphas[large], t[c].to_numpy()[large])[0] for c in t.columns])
         if large.sum() >= 2 else None
     )
+    summary.update(_deep_summary(m, experiment.params))
     summary["epochs"] = experiment.params["epochs"]
     summary["lr"] = experiment.params["lr"]
     summary["n_train"] = experiment.params["n_train"]
     summary["input_dim"] = experiment.params["input_dim"]
     return summary
+
+
+def _deep_summary(m: pd.DataFrame, params: dict) -> dict:
+    """Per width and layer the relative change (mean, CI over seeds); per layer the log-log slope."""
+    layers = list(range(1, params["deep_depth"] + 2))
+    tables = {l: _table(m, "deep", f"rel_dist_init_layer{l}") for l in layers}
+    widths = [int(w) for w in tables[1].index]
+    out: dict[str, Any] = {"deep_depth": params["deep_depth"], "deep_epochs": params["deep_epochs"],
+                           "deep_widths": widths, "deep_layers": layers}
+    out["deep_layer_change"] = {str(w): {str(l): _ci(tables[l].loc[w]) for l in layers} for w in widths}
+    out["deep_layer_change_slopes"] = {}
+    for l in layers:
+        t = tables[l]
+        slopes = [ntk.loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
+        out["deep_layer_change_slopes"][str(l)] = {**_ci(slopes), "per_seed": [float(v) for v in slopes]}
+    out["deep_max_train_loss"] = float(_table(m, "deep", "train_loss").to_numpy().max())
+    return out
 
 
 # ----------------------------------------------------------------------------- figures
@@ -282,6 +344,18 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     ax.set(xscale="log", yscale="log", xlabel=r"output scale $\alpha$", ylabel="value")
     ax.legend(fontsize="small")
     names.append(plots.save(fig, outdir, "alpha_sweep", plot))
+
+    d = m[(m["split"] == "deep") & m["metric"].str.startswith("rel_dist_init_layer")].copy()
+    d["layer"] = "layer " + d["metric"].str.removeprefix("rel_dist_init_layer")
+    fig, (ax,) = plots.new_figure(plot)
+    sns.lineplot(data=d, x="epoch", y="value", hue="layer", marker="o", errorbar=errorbar, ax=ax)
+    widths = np.array(summary["deep_widths"], float)
+    first = d[d["epoch"] == widths[0]]["value"].max()
+    ax.plot(widths, first * (widths / widths[0]) ** THEORY_SLOPE, "k--", lw=1, label=r"$\propto m^{-1/2}$")
+    ax.set(xscale="log", yscale="log", xlabel="width $m$",
+           ylabel=r"$\|W_l(T)-W_l(0)\|/\|W_l(0)\|$")
+    ax.legend(fontsize="small")
+    names.append(plots.save(fig, outdir, "deep_layer_change", plot))
     return names
 
 
@@ -290,6 +364,14 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
 
 def _slope_text(s: dict | None) -> str:
     return "--" if s is None else fmt(s["mean"])
+
+
+_DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
+
+
+def _word(n: int) -> str:
+    """A macro-safe name of a number: 12 -> OneTwo."""
+    return "".join(_DIGITS[int(c)] for c in str(n))
 
 
 def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
@@ -317,6 +399,24 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
     macros[f"{prefix}KernelGapMaxWidth"] = fmt(summary["kernel_gap"][-1]["mean"])
     macros[f"{prefix}TestMseMaxWidth"] = fmt(summary["test_mse"][-1]["mean"])
     macros[f"{prefix}TestMseKernelMaxWidth"] = fmt(summary["test_mse_kernel"][-1]["mean"])
+    macros[f"{prefix}DeepDepth"] = fmt(summary["deep_depth"])
+    macros[f"{prefix}DeepEpochs"] = fmt(summary["deep_epochs"])
+    macros[f"{prefix}DeepMinWidth"] = fmt(summary["deep_widths"][0])
+    macros[f"{prefix}DeepMaxWidth"] = fmt(summary["deep_widths"][-1])
+    macros[f"{prefix}DeepMaxTrainLoss"] = fmt(summary["deep_max_train_loss"])
+    lo_w, hi_w = str(summary["deep_widths"][0]), str(summary["deep_widths"][-1])
+    deep_parts = []
+    for layer in summary["deep_layers"]:
+        name = f"{prefix}DeepLayer{_word(layer)}"
+        slope = summary["deep_layer_change_slopes"][str(layer)]
+        macros[f"{name}Slope"] = fmt(slope["mean"])
+        macros[f"{name}SlopeLow"] = fmt(slope["ci_low"])
+        macros[f"{name}SlopeHigh"] = fmt(slope["ci_high"])
+        macros[f"{name}MinWidth"] = fmt(summary["deep_layer_change"][lo_w][str(layer)]["mean"])
+        macros[f"{name}MaxWidth"] = fmt(summary["deep_layer_change"][hi_w][str(layer)]["mean"])
+        deep_parts.append(f"layer~{layer}: \\{name}MinWidth{{}} to \\{name}MaxWidth, slope \\{name}Slope{{}} "
+                          f"[\\{name}SlopeLow, \\{name}SlopeHigh]")
+    deep_text = "; ".join(deep_parts)
 
     rows = []
     for i, w in enumerate(summary["widths"]):
@@ -363,7 +463,18 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"Figure~\\ref{{fig:{s}-alpha}} sweeps the output scale at width \\{p}AlphaWidth{{}} with the centred "
         f"model: the relative weight change goes from \\{p}WeightChangeSmallAlpha{{}} at $\\alpha=\\{p}SmallAlpha$ "
         f"to \\{p}WeightChangeLargeAlpha{{}} at $\\alpha=\\{p}LargeAlpha$, with slope \\{p}AlphaSlope{{}} "
-        r"for $\alpha\ge1$ (theory: $-1$). Deeper networks (per-layer changes) are not part of this study.",
+        r"for $\alpha\ge1$ (theory: $-1$).",
+        "",
+        f"Deeper networks: we trained ReLU networks with \\{p}DeepDepth{{}} hidden layers of widths "
+        f"\\{p}DeepMinWidth{{}} to \\{p}DeepMaxWidth{{}} in the NTK parametrization on the same data, by "
+        f"full-batch gradient descent on the mean squared error with the same step for \\{p}DeepEpochs{{}} steps "
+        f"(largest final training loss \\{p}DeepMaxTrainLoss), and recorded for every layer $l$ (weight and "
+        r"bias) the relative distance from initialization $\|W_l(T)-W_l(0)\|/\|W_l(0)\|$. "
+        r"In the NTK regime theory predicts every layer's change to shrink with width, like $m^{-1/2}$ "
+        r"\citep{jacot2018neural,lee2019wide} (an upper rate: the $m\times m$ hidden-to-hidden matrices, "
+        r"whose initial norm grows like $m$, may shrink faster). "
+        f"Figure~\\ref{{fig:{s}-deep}}: relative change from the smallest to the largest width and fitted "
+        f"log-log slope (mean over seeds, {level}\\% interval), {deep_text}.",
         "",
         r"\begin{figure}[htbp]",
         r"  \centering",
@@ -380,6 +491,15 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"  \\caption{{Output-scale sweep at width \\{p}AlphaWidth: relative weight and kernel change and the "
         r"final training error against $\alpha$.}",
         f"  \\label{{fig:{s}-alpha}}",
+        r"\end{figure}",
+        "",
+        r"\begin{figure}[htbp]",
+        r"  \centering",
+        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/deep_layer_change.pdf}}",
+        f"  \\caption{{Networks with \\{p}DeepDepth{{}} hidden layers: relative distance from initialization "
+        f"of each layer after \\{p}DeepEpochs{{}} GD steps against width (mean and {level}\\% band over "
+        r"seeds); dashed: slope $-1/2$.}",
+        f"  \\label{{fig:{s}-deep}}",
         r"\end{figure}",
         "",
         table,
