@@ -42,3 +42,17 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
         return mean, float("nan"), float("nan")
     half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
     return mean, mean - half, mean + half
+
+
+def json_number(value) -> float | None:
+    """A number for summary.json: a float, or None for a missing, NaN or infinite value."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def mean_ci_dict(values, level: float = 0.95) -> dict:
+    """``mean_ci`` as summary.json holds it: {mean, ci_low, ci_high}, None where undefined."""
+    mean, lo, hi = mean_ci(values, level)
+    return {"mean": json_number(mean), "ci_low": json_number(lo), "ci_high": json_number(hi)}

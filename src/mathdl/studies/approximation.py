@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.tables import mean_ci_dict
 
 ACTIVATIONS = ("relu", "logistic", "softplus")
 TARGETS = ("teacher", "bump")
@@ -241,17 +242,10 @@ def compute(group, data, device):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _num(v):
-    """A JSON number, or None for NaN and infinities."""
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _ci(values) -> dict:
-    from mathdl.tables import mean_ci
-
-    mean, lo, hi = mean_ci(values, CI_LEVEL)
-    return {"mean": _num(mean), "ci_low": _num(lo), "ci_high": _num(hi)}
+    return mean_ci_dict(values, CI_LEVEL)
 
 
 def _test_errors(tables) -> pd.DataFrame:

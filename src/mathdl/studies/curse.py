@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.tables import json_number as _num, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -212,17 +213,10 @@ def compute(group, data, device):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _num(v):
-    """A JSON number, or None for NaN and infinities."""
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _ci(values) -> dict:
-    from mathdl.tables import mean_ci
-
-    mean, lo, hi = mean_ci(values, CI_LEVEL)
-    return {"mean": _num(mean), "ci_low": _num(lo), "ci_high": _num(hi)}
+    return mean_ci_dict(values, CI_LEVEL)
 
 
 def _crossover(per_dim: list[dict], key: str) -> int | None:

@@ -35,6 +35,7 @@ import torch
 
 from mathdl import ntk
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.tables import mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -232,16 +233,10 @@ def compute(group, data, device):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _num(v):
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _ci(values) -> dict:
-    from mathdl.tables import mean_ci
-
-    mean, lo, hi = mean_ci(values, CI_LEVEL)
-    return {"mean": _num(mean), "ci_low": _num(lo), "ci_high": _num(hi)}
+    return mean_ci_dict(values, CI_LEVEL)
 
 
 def _table(m: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:

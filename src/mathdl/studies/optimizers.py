@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.tables import json_number as _num
 
 METHODS = ("gd", "heavy_ball", "nesterov", "adagrad")
 METHOD_LABELS = {"gd": "GD", "heavy_ball": "heavy ball", "nesterov": "Nesterov", "adagrad": "AdaGrad"}
@@ -476,9 +477,6 @@ def compute(group, data, device: str = "cpu"):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _num(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def swept_extras(experiment) -> list[str]:

@@ -38,6 +38,7 @@ import pandas as pd
 from numpy.polynomial import legendre
 
 from mathdl.report import ReportPiece, escape, fmt, slug
+from mathdl.tables import mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -451,16 +452,9 @@ def compute(group, data, device):
 
 
 def _ci(values) -> dict:
-    from mathdl.tables import mean_ci
-
-    mean, lo, hi = mean_ci(values, CI_LEVEL)
-    return {"mean": _num(mean), "ci_low": _num(lo), "ci_high": _num(hi)}
+    return mean_ci_dict(values, CI_LEVEL)
 
 
-def _num(v):
-    """A JSON number, or None for NaN and infinities."""
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _curve(m: pd.DataFrame, metric: str, split: str) -> pd.DataFrame:

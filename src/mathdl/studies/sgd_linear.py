@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.tables import json_number as _num
 
 SAMPLINGS = ("with_replacement", "reshuffle")
 
@@ -342,11 +343,6 @@ def compute(group, data, device: str = "cpu"):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _num(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def batch_label(batch: int, n: int) -> str:
