@@ -60,7 +60,9 @@ class PlotConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    name: str
+    name: str  # teacher | digits | mnist | fashion_mnist | cifar10 | none
+    path: str  # folder of a real data set's files ("" = data/<name>)
+    standardize: bool  # real data: features to mean 0, sd 1 on the training split
     kind: str  # regression | classification
     input_dim: int
     n_classes: int  # classes, or outputs of a regression

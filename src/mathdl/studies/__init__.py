@@ -20,10 +20,14 @@ from mathdl.studies import (
     approximation,
     curse,
     depth_separation,
+    double_descent,
     lazy_training,
     optimizers,
     overfitting,
+    random_labels,
+    regularization,
     representation,
+    residual,
     sgd_linear,
     sweep,
 )
@@ -44,37 +48,28 @@ class Study:
 NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
 
 
+def _from_module(module) -> Study:
+    """A study module's DEFAULTS, analyze, figures, report, and its compute and PARAMS_SCHEMA if any."""
+    return Study(
+        name=module.__name__.rsplit(".", 1)[1],
+        defaults=module.DEFAULTS,
+        analyze=module.analyze,
+        figures=module.figures,
+        report=module.report,
+        compute=getattr(module, "compute", None),
+        params_schema=getattr(module, "PARAMS_SCHEMA", NO_PARAMS),
+    )
+
+
 STUDIES: dict[str, Study] = {
-    "sweep": Study("sweep", sweep.DEFAULTS, sweep.analyze, sweep.figures, sweep.report),
-    "optimizers": Study(
-        "optimizers", optimizers.DEFAULTS, optimizers.analyze, optimizers.figures, optimizers.report,
-        optimizers.compute, optimizers.PARAMS_SCHEMA,
-    ),
-    "sgd_linear": Study(
-        "sgd_linear", sgd_linear.DEFAULTS, sgd_linear.analyze, sgd_linear.figures, sgd_linear.report,
-        sgd_linear.compute, sgd_linear.PARAMS_SCHEMA,
-    ),
-    "overfitting": Study(
-        "overfitting", overfitting.DEFAULTS, overfitting.analyze, overfitting.figures, overfitting.report,
-        overfitting.compute, overfitting.PARAMS_SCHEMA,
-    ),
-    "curse": Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, curse.report, curse.compute, curse.PARAMS_SCHEMA),
-    "approximation": Study(
-        "approximation", approximation.DEFAULTS, approximation.analyze, approximation.figures,
-        approximation.report, approximation.compute, approximation.PARAMS_SCHEMA,
-    ),
-    "depth_separation": Study(
-        "depth_separation", depth_separation.DEFAULTS, depth_separation.analyze, depth_separation.figures,
-        depth_separation.report, depth_separation.compute, depth_separation.PARAMS_SCHEMA,
-    ),
-    "lazy_training": Study(
-        "lazy_training", lazy_training.DEFAULTS, lazy_training.analyze, lazy_training.figures,
-        lazy_training.report, lazy_training.compute, lazy_training.PARAMS_SCHEMA,
-    ),
-    "representation": Study(
-        "representation", representation.DEFAULTS, representation.analyze, representation.figures,
-        representation.report, representation.compute, representation.PARAMS_SCHEMA,
-    ),
+    s.name: s
+    for s in map(
+        _from_module,
+        [
+            sweep, optimizers, sgd_linear, overfitting, curse, representation, approximation,
+            depth_separation, lazy_training, double_descent, regularization, random_labels, residual,
+        ],
+    )
 }
 
 
