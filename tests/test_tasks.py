@@ -7,11 +7,11 @@ import pytest
 
 from mathdl.config import TaskConfig
 from mathdl.tasks import Dataset, make_dataset
-from mathdl.tasks.teacher import randomize_labels
+from mathdl.tasks.noise import noise_mask, randomize_labels
 
 
 def _task(**kw) -> TaskConfig:
-    base = dict(name="teacher", kind="classification", input_dim=5, n_classes=3, teacher_width=8,
+    base = dict(name="teacher", path="", standardize=True, kind="classification", input_dim=5, n_classes=3, teacher_width=8,
                 n_train=100, n_val=20, n_test=50, label_noise=0.0, seed=0)
     return TaskConfig(**{**base, **kw})
 

@@ -254,7 +254,18 @@ def load_plan(config: Mapping | str | Path) -> Plan:
     schema = load_schema()
     _merge_study_defaults(raw, schema)
     _validate(raw, schema)
-    return _build_plan(raw, schema)
+    plan = _build_plan(raw, schema)
+    _check_data(plan)
+    return plan
+
+
+def _check_data(plan: "Plan") -> None:
+    """Real data sets: their files must be in place and hold enough images for the splits."""
+    from mathdl.tasks.real import check_task
+
+    for exp in plan.experiments:
+        for task in exp.tasks().values():
+            check_task(task, f"experiments.{exp.name}")
 
 
 def _merge_study_defaults(raw: dict, schema: dict) -> None:

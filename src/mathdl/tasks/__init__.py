@@ -64,8 +64,18 @@ def _no_data(task: TaskConfig) -> Dataset:
     return Dataset(task.kind, task.n_classes, empty_x, empty_y, empty_x, empty_y, empty_x, empty_y)
 
 
+def _real(task: TaskConfig) -> Dataset:
+    from mathdl.tasks.real import real_dataset
+
+    return real_dataset(task)
+
+
 TASKS: dict[str, Callable[[TaskConfig], Dataset]] = {
     "teacher": _teacher,
+    "digits": _real,
+    "mnist": _real,
+    "fashion_mnist": _real,
+    "cifar10": _real,
     "none": _no_data,
 }
 

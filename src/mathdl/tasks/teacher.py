@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mathdl.config import TaskConfig
+from mathdl.tasks.noise import randomize_labels
 
 
 def teacher_dataset(task: TaskConfig):
@@ -50,14 +51,3 @@ def teacher_dataset(task: TaskConfig):
         **{f"x_{s}": xs[s].astype(np.float32) for s in sizes},
         **{f"y_{s}": ys[s] for s in sizes},
     )
-
-
-def randomize_labels(labels: np.ndarray, fraction: float, n_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """Replace exactly round(fraction * n) labels, chosen at random, by uniform random labels."""
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"task.label_noise: a fraction of labels must lie in [0, 1], got {fraction}")
-    labels = labels.copy()
-    n_noisy = int(round(fraction * len(labels)))
-    chosen = rng.choice(len(labels), size=n_noisy, replace=False)
-    labels[chosen] = rng.integers(0, n_classes, size=n_noisy)
-    return labels
