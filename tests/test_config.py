@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -170,3 +171,14 @@ def test_study_params_are_validated_filled_and_sweepable(monkeypatch, tiny_confi
     tiny_config["experiments"]["exp"] = {"study": "sweep", "params": {"kappa": 3}}
     with pytest.raises(ConfigError, match="experiments.exp.params: unknown key 'kappa'"):
         load_plan(tiny_config)
+
+
+def test_loading_a_plan_does_not_import_torch():
+    """Every Snakemake parse loads the plan (all study modules); torch would cost ~1 s each time."""
+    import subprocess
+    import sys
+
+    code = "import sys, mathdl.config as c; c.load_plan('config/config.yaml'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"

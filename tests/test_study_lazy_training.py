@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import mathdl.config as cfg
-from mathdl import ntk
+from mathdl.tables import loglog_slope
 from mathdl.studies import lazy_training as lt
 
 
@@ -47,7 +47,7 @@ def _run(config):
 
 def test_slope_fit_recovers_a_power_law():
     x = np.array([64, 256, 1024, 4096])
-    slope, intercept = ntk.loglog_slope(x, 3.0 * x**-0.5)
+    slope, intercept = loglog_slope(x, 3.0 * x**-0.5)
     assert slope == pytest.approx(-0.5, abs=1e-12) and math.exp(intercept) == pytest.approx(3.0, rel=1e-10)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from mathdl.config import TaskConfig
 from mathdl.tasks import Dataset, make_dataset
-from mathdl.tasks.noise import noise_mask, randomize_labels
+from mathdl.tasks.noise import randomize_labels
 
 
 def _task(**kw) -> TaskConfig:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch.func import jacrev, jvp, vjp, vmap
 
@@ -144,9 +143,3 @@ def gradient_descent(params0: Params, x: torch.Tensor, y: torch.Tensor, lr: floa
     with torch.no_grad():
         mse = float(((alpha * (forward(params, x, 1.0, activation) - f0) - y) ** 2).mean())
     return tuple(p.detach() for p in params), mse
-
-
-def loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Least-squares fit of log y = intercept + slope log x; returns (slope, intercept)."""
-    slope, intercept = np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)
-    return float(slope), float(intercept)

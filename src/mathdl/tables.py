@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class Tables:
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval of the mean; the interval is NaN for one value."""
+    from scipy import stats  # here, not at import: every Snakemake parse imports this module
+
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if len(v) == 0:
@@ -56,3 +57,10 @@ def mean_ci_dict(values, level: float = 0.95) -> dict:
     """``mean_ci`` as summary.json holds it: {mean, ci_low, ci_high}, None where undefined."""
     mean, lo, hi = mean_ci(values, level)
     return {"mean": json_number(mean), "ci_low": json_number(lo), "ci_high": json_number(hi)}
+
+
+def loglog_slope(x, y) -> tuple[float, float]:
+    """Least-squares fit of log y = intercept + slope log x: (slope, intercept), the exponent p
+    and the log-constant of y ~ c x^p."""
+    slope, intercept = np.polyfit(np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float)), 1)
+    return float(slope), float(intercept)

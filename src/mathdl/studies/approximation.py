@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
-from mathdl.tables import mean_ci_dict
+from mathdl.tables import loglog_slope, mean_ci_dict
 
 ACTIVATIONS = ("relu", "logistic", "softplus")
 TARGETS = ("teacher", "bump")
@@ -168,12 +168,6 @@ def maurey_error_constant(w: np.ndarray, b: np.ndarray, a: np.ndarray, x: np.nda
     return float(np.abs(a).sum() * second - np.mean(relu_network(x, w, b, a) ** 2))
 
 
-def loglog_slope(x, y) -> float:
-    """The least-squares slope of log y against log x: the exponent p of y ~ c x^p."""
-    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
-    return float(np.polyfit(lx, ly, 1)[0])
-
-
 # ----------------------------------------------------------------------------- compute
 
 
@@ -259,7 +253,7 @@ def _test_errors(tables) -> pd.DataFrame:
 
 def _series_summary(df: pd.DataFrame) -> dict:
     """Per-seed log-log slopes (mean and t-interval) and per-width mean errors of one series."""
-    slopes = [loglog_slope(d["width"], d["error"]) for _, d in df.groupby("run_id")
+    slopes = [loglog_slope(d["width"], d["error"])[0] for _, d in df.groupby("run_id")
               if (d["error"] > 0).all() and d["width"].nunique() > 1]
     return {
         "slope": _ci(slopes),

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
 from mathdl.tables import json_number as _num, mean_ci_dict
@@ -124,13 +123,15 @@ def sawtooth_architecture(k: int):
                         residual_scale=1.0, init="pytorch", output_scale=1.0)
 
 
-def sawtooth_params(k: int) -> list[torch.Tensor]:
+def sawtooth_params(k: int) -> list:
     """The weights of t∘...∘t (k times) as a width-2 ReLU network, stacked for M = 1 model.
 
     Hidden layer 1: (relu(x), relu(x - 1/2)); the read-out of each tent is 2 h_1 - 4 h_2, so
     hidden layer l > 1 applies both units to that combination: W_l = [[2, -4], [2, -4]],
-    b_l = (0, -1/2); the output is 2 h_1 - 4 h_2.
+    b_l = (0, -1/2); the output is 2 h_1 - 4 h_2. Tensors of shape (1, out, in) and (1, out, 1).
     """
+    import torch
+
     f64 = torch.float64
     first_w, bias = torch.tensor([[1.0], [1.0]], dtype=f64), torch.tensor([[0.0], [-0.5]], dtype=f64)
     inner_w, out_w = torch.tensor([[2.0, -4.0], [2.0, -4.0]], dtype=f64), torch.tensor([[2.0, -4.0]], dtype=f64)
@@ -142,6 +143,8 @@ def sawtooth_params(k: int) -> list[torch.Tensor]:
 
 def deep_sawtooth(x: np.ndarray, k: int) -> np.ndarray:
     """The depth-k width-2 network evaluated by the engine's forward pass, in float64."""
+    import torch
+
     from mathdl.models import forward
 
     xt = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(1, 1, -1)  # (M, in, B)
@@ -605,19 +608,19 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         r"\begin{figure}[htbp]",
         r"  \centering",
         f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/sawtooth.pdf}}",
-        f"  \\caption{{Left: the depth-$k$ width-2 ReLU network for small $k$. Right: its linear pieces"
-        f" counted on the grid (dots), $2^k$ (dashed) and its $6k+1$ parameters.}}",
+        r"  \caption{Left: the depth-$k$ width-2 ReLU network for small $k$. Right: its linear pieces"
+        r" counted on the grid (dots), $2^k$ (dashed) and its $6k+1$ parameters.}",
         f"  \\label{{fig:{s}-saw}}",
         r"\end{figure}",
         "",
         r"\begin{figure}[htbp]",
         r"  \centering",
         f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/shallow_fit.pdf}}",
-        f"  \\caption{{Exact squared L2 error of one-hidden-layer networks of width $W$ (breakpoints at"
-        f" the first $W$ dyadic points $j/2^k$; output layer by least squares)"
-        f" fitted to $s_k$; dotted: the lower bound"
-        f" $(1 - W/2^k)_+/12$ that holds for every width-$W$ network. Exact fits are drawn at"
-        f" $10^{{-12}}$.}}",
+        r"  \caption{Exact squared L2 error of one-hidden-layer networks of width $W$ (breakpoints at"
+        " the first $W$ dyadic points $j/2^k$; output layer by least squares)"
+        " fitted to $s_k$; dotted: the lower bound"
+        " $(1 - W/2^k)_+/12$ that holds for every width-$W$ network. Exact fits are drawn at"
+        " $10^{-12}$.}",
         f"  \\label{{fig:{s}-fit}}",
         r"\end{figure}",
         "",

@@ -31,11 +31,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from mathdl import ntk
 from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
-from mathdl.tables import mean_ci_dict
+from mathdl.tables import loglog_slope, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -97,8 +95,10 @@ SLOPE_KEYS = {"weight_change": "weight_change_slope", "ntk_change": "ntk_change_
 THEORY_SLOPE = -0.5  # Lee et al. (2019): all three are O(m^{-1/2})
 
 
-def make_data(params: dict) -> dict[str, torch.Tensor]:
-    """x ~ N(0, I_d), y = sin(2 <u, x>), u = (1, ..., 1)/sqrt(d); float64."""
+def make_data(params: dict) -> dict:
+    """x ~ N(0, I_d), y = sin(2 <u, x>), u = (1, ..., 1)/sqrt(d); float64 tensors."""
+    import torch
+
     g = torch.Generator().manual_seed(params["data_seed"])
     d = params["input_dim"]
     u = torch.ones(d, dtype=torch.float64) / math.sqrt(d)
@@ -110,7 +110,7 @@ def make_data(params: dict) -> dict[str, torch.Tensor]:
 
 def _width_rows(run_seeds, width: int, data: dict, params: dict) -> list[tuple]:
     """Train all seeds at one width with the engine; the NTK quantities per seed."""
-    from mathdl import engine
+    from mathdl import engine, ntk
     from mathdl.tasks import Dataset
 
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
@@ -181,6 +181,8 @@ def _deep_rows(run_seeds, width: int, data: dict, params: dict) -> list[tuple]:
 
 def _alpha_rows(seed: int, data: dict, params: dict) -> list[tuple]:
     """The output-scale sweep at one width: GD on the centred, alpha-scaled model."""
+    from mathdl import ntk
+
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
     m = params["alpha_width"]
     p0 = ntk.init_params(m, x.shape[1], seed)
@@ -257,7 +259,7 @@ def analyze(tables, experiment) -> dict:
         summary[metric] = [_ci(t.loc[w]) for w in widths]
     for metric, key in SLOPE_KEYS.items():
         t = _table(m, "width", metric)
-        slopes = [ntk.loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
+        slopes = [loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
         summary[key] = _ci(slopes)
         summary[key]["per_seed"] = [float(s) for s in slopes]
     ratio = _table(m, "width", "test_mse").to_numpy() / _table(m, "width", "test_mse_kernel").to_numpy()
@@ -272,7 +274,7 @@ def analyze(tables, experiment) -> dict:
     large = alphas >= 1
     t = _table(m, "alpha", "weight_change")
     summary["alpha_weight_change_slope"] = (
-        _ci([ntk.loglog_slope(alphas[large], t[c].to_numpy()[large])[0] for c in t.columns])
+        _ci([loglog_slope(alphas[large], t[c].to_numpy()[large])[0] for c in t.columns])
         if large.sum() >= 2 else None
     )
     summary.update(_deep_summary(m, experiment.params))
@@ -294,7 +296,7 @@ def _deep_summary(m: pd.DataFrame, params: dict) -> dict:
     out["deep_layer_change_slopes"] = {}
     for l in layers:
         t = tables[l]
-        slopes = [ntk.loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
+        slopes = [loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
         out["deep_layer_change_slopes"][str(l)] = {**_ci(slopes), "per_seed": [float(v) for v in slopes]}
     out["deep_max_train_loss"] = float(_table(m, "deep", "train_loss").to_numpy().max())
     return out

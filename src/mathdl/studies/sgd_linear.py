@@ -569,7 +569,6 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
     """The subsection: unbiasedness and the constant-step plateau, the figures, a table per batch size."""
     s = slug(experiment.name)
     P = prefix
-    full = next((b for b in summary["batch_sizes"] if b["full_batch"]), None)
     macros = {
         f"{P}N": fmt(summary["n"]),
         f"{P}Lr": fmt(summary["lr"]),
