@@ -1,0 +1,199 @@
+"""The random-labels study: Arora et al.'s complexity checked against direct computations, epochs to
+fit, and the study end to end on a few real digits (clean against random labels)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mathdl.config as cfg
+from mathdl.studies import random_labels as rl
+
+TINY = {
+    "study": "random_labels",
+    "seeds": [0, 1],
+    "task": {"n_train": 100, "n_test": 120},
+    "model": {"width": 128},
+    "train": {"epochs": 60, "batch_size": 10, "eval_points": 400},  # 400 >= 60 ln 60 + 2: every epoch recorded
+    "sweep": {"task.label_noise": [0.0, 0.5, 1.0]},
+}
+
+
+def _run(experiment: dict):
+    import torch
+
+    from mathdl.pipeline import run_parameters
+    from mathdl.tables import Tables
+    from mathdl.tasks import make_dataset
+
+    torch.set_num_threads(1)
+    plan = cfg.load_plan({"device": "cpu", "experiments": {"rl": experiment}})
+    exp = plan.experiment("rl")
+    metrics, runs, data = [], [], {}
+    for group in exp.groups:
+        data[group.task.label_noise] = make_dataset(group.task)
+        result = rl.compute(group, data[group.task.label_noise], device="cpu")
+        assert len(result.runs) == len(group.runs)
+        metrics.append(result.metrics)
+        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
+    return plan, exp, tables, data
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _run(TINY)
+
+
+def _digits(n_train: int, label_noise: float):
+    from mathdl.engine import make_group
+    from mathdl.tasks import make_dataset
+
+    task = make_group(task={"name": "digits", "n_train": n_train, "n_test": 10, "label_noise": label_noise}).task
+    return make_dataset(task)
+
+
+# ----------------------------------------------------------------------------- the mathematics
+
+
+def test_gram_is_the_expectation_over_gaussian_first_layer_weights():
+    """H_ij = E_w[x_i.x_j 1{w.x_i >= 0, w.x_j >= 0}], by Monte Carlo over 400,000 w (s.e. < 1e-3)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3))
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    w = rng.standard_normal((400_000, 3))
+    active = (w @ u.T >= 0).astype(float)  # (W, n)
+    monte_carlo = (u @ u.T) * (active.T @ active) / len(w)
+    h = rl.arora_gram(x)
+    np.testing.assert_allclose(h, monte_carlo, atol=5e-3)
+    np.testing.assert_allclose(np.diag(h), 0.5, rtol=1e-12)  # g = 1: 1 * pi / (2 pi)
+    np.testing.assert_allclose(rl.arora_gram(3.0 * x), h, rtol=1e-12)  # inputs are normalized first
+
+
+def test_complexity_is_the_direct_quadratic_form():
+    rng = np.random.default_rng(1)
+    n, k = 12, 3
+    x = rng.standard_normal((n, 5))
+    labels = rng.integers(0, k, size=n)
+    out = rl.arora_complexity(x, labels, k)
+    h_inv = np.linalg.inv(rl.arora_gram(x))
+    y = np.eye(k)[labels]
+    y_centred = y - 1 / k
+    direct = sum(y_centred[:, j] @ h_inv @ y_centred[:, j] for j in range(k))
+    assert out["complexity"] == pytest.approx(direct, rel=1e-9)
+    assert out["complexity_onehot"] == pytest.approx(sum(y[:, j] @ h_inv @ y[:, j] for j in range(k)), rel=1e-9)
+    # One-hot = centred + 1^T H^-1 1 / K: the cross term vanishes because the centred rows sum to zero.
+    assert out["complexity_onehot"] == pytest.approx(out["complexity"] + h_inv.sum() / k, rel=1e-9)
+    assert out["min_eigenvalue"] == pytest.approx(np.linalg.eigvalsh(rl.arora_gram(x))[0], rel=1e-9)
+    # K = 2: half of Arora et al.'s y^T H^-1 y with y = +-1.
+    binary = rng.integers(0, 2, size=n)
+    pm = 2.0 * binary - 1
+    assert rl.arora_complexity(x, binary, 2)["complexity"] == pytest.approx(pm @ h_inv @ pm / 2, rel=1e-9)
+
+
+def test_parallel_inputs_give_nan_not_an_error():
+    x = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])  # rows 0 and 1 are parallel: H is singular
+    out = rl.arora_complexity(x, np.array([0, 1, 0]), 2)
+    assert math.isnan(out["complexity"]) and out["min_eigenvalue"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_random_labels_have_a_larger_complexity_than_real_ones():
+    clean, noisy = _digits(200, 0.0), _digits(200, 1.0)
+    np.testing.assert_array_equal(clean.x_train, noisy.x_train)  # same images, other labels
+    c_clean = rl.arora_complexity(clean.x_train, clean.y_train, 10)["complexity"]
+    c_noisy = rl.arora_complexity(noisy.x_train, noisy.y_train, 10)["complexity"]
+    assert c_noisy > 3 * c_clean > 0
+
+
+def test_epochs_to_fit():
+    epochs, errors = [0, 1, 2, 4, 8, 16], [0.9, 0.5, 0.1, 1e-9, 0.0, 0.02]
+    assert rl.epochs_to_fit(epochs, errors, n_train=50) == (4.0, 2.0)  # first hit; a later relapse is ignored
+    assert rl.epochs_to_fit(epochs[::-1], errors[::-1], n_train=50) == (4.0, 2.0)  # order of the rows is irrelevant
+    never = rl.epochs_to_fit([0, 1, 2], [0.5, 0.02, float("nan")], n_train=50)  # one point wrong, then diverged
+    assert all(math.isnan(v) for v in never)
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+def test_compute_adds_the_complexity_of_each_training_set(tiny):
+    _, exp, tables, data = tiny
+    m = tables.metrics
+    assert list(m.columns) == ["run_id", "epoch", "split", "metric", "value"]
+    assert len(tables.runs) == 6 and not tables.runs["diverged"].any()
+    arora = m[m["metric"] == "arora_complexity"].merge(tables.runs, on="run_id")
+    assert len(arora) == 6 and (arora["epoch"] == 0).all()
+    for p, df in arora.groupby("task.label_noise"):
+        d = data[p]
+        expected = rl.arora_complexity(d.x_train, d.y_train, d.n_outputs)["complexity"]
+        np.testing.assert_allclose(df["value"], expected, rtol=1e-12)
+
+
+def test_clean_labels_generalize_and_random_labels_are_fitted_slower(tiny):
+    _, exp, tables, _ = tiny
+    summary = json.loads(json.dumps(rl.analyze(tables, exp), allow_nan=False))
+    assert summary["label_noise"] == [0.0, 0.5, 1.0]
+    assert summary["train_accuracy_min"] == 1.0 and summary["fitted_fraction_min"] == 1.0  # every labelling is fitted
+    assert summary["test_accuracy_clean"]["mean"] > 0.7
+    assert summary["test_accuracy_full_corruption"]["mean"] < 0.3  # chance is 0.1
+    assert summary["spearman_test_accuracy_vs_corruption"] == pytest.approx(-1.0)
+    assert summary["fit_time_ratio"]["mean"] > 1.2
+    assert summary["epochs_to_fit_full_corruption"]["mean"] > summary["epochs_to_fit_clean"]["mean"]
+    assert summary["arora_ratio"]["mean"] > 2 and summary["arora_ratio"]["ci_low"] is None  # one data draw
+    assert summary["fit_epoch_resolution"] == 1
+    assert summary["chance_accuracy"] == pytest.approx(0.1)
+    assert summary["selection"].startswith("final epoch")
+
+
+def test_figures_and_report(tiny, tmp_path, root):
+    plan, exp, tables, _ = tiny
+    summary = json.loads(json.dumps(rl.analyze(tables, exp), allow_nan=False))
+    names = rl.figures(tables, summary, exp, plan.plot, tmp_path)
+    assert names == list(rl.FIGURES)
+    for name in names:
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+
+    piece = rl.report(exp, summary, "figures/rl", "Rl")
+    assert all(re.fullmatch(r"Rl[A-Za-z]+", k) for k in piece.macros)
+    used = set(re.findall(r"\\(Rl[A-Za-z]+)", piece.section + piece.slides))
+    assert used <= set(piece.macros)
+    for name in names:
+        assert f"figures/rl/{name}.pdf" in piece.section
+    bib = (root / "report" / "references.bib").read_text()
+    for keys in re.findall(r"\\cite[tp](?:\[[^\]]*\])?\{([^}]*)\}", piece.section):
+        for key in keys.split(","):
+            assert f"{{{key.strip()},\n" in bib, key
+    assert "\\cite" not in piece.slides and piece.slides.count("\\begin{frame}") == 1
+    assert piece.macros["RlTrainAccuracyMin"] == r"\num{1}"
+
+
+def test_a_diverged_run_does_not_break_the_analysis(tiny):
+    plan, exp, tables, _ = tiny
+    from mathdl.tables import Tables
+
+    victim = tables.runs["run_id"].iloc[-1]  # a run at p = 1
+    metrics = tables.metrics.copy()
+    late = (metrics["run_id"] == victim) & (metrics["epoch"] > 3)
+    metrics.loc[late, "value"] = float("nan")  # as the engine leaves a run frozen at epoch 3
+    runs = tables.runs.copy()
+    runs.loc[runs["run_id"] == victim, ["diverged", "diverged_epoch"]] = [True, 3]
+    broken = Tables(metrics, runs)
+    summary = json.loads(json.dumps(rl.analyze(broken, exp), allow_nan=False))
+    assert summary["n_diverged"] == 1
+    full = summary["points"][-1]
+    assert full["n_diverged"] == 1 and full["fitted_fraction"] == 0.5
+    assert summary["test_accuracy_full_corruption"]["ci_low"] is None  # one finite value left
+    assert summary["fit_time_ratio"]["mean"] is not None  # from the other seed
+    rl.report(exp, summary, "figures/rl", "Rl")
+
+
+def test_a_foreign_sweep_is_refused():
+    experiment = {**TINY, "sweep": {"task.label_noise": [0.0, 1.0], "model.width": [16, 32]}}
+    exp = cfg.load_plan({"device": "cpu", "experiments": {"rl": experiment}}).experiment("rl")
+    with pytest.raises(ValueError, match="not model.width"):
+        rl.compute(exp.groups[0], None, device="cpu")

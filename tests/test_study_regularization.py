@@ -1,0 +1,250 @@
+"""The regularization study: the optimal-ridge theory against simulation, model selection on the
+validation split only, and the study end to end on tiny sizes (ridge and digits networks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mathdl.config as cfg
+from mathdl.studies import regularization as reg
+
+TINY = {"ridge_dim": 8, "ridge_n_over_d": [0.5, 1, 2], "ridge_lambda_ratios": [0, 1, 4], "ridge_draws": 4,
+        "widths": [4, 32], "weight_decays": [0, 0.01], "dropouts": [0.5]}
+TINY_TASK = {"n_train": 120, "n_val": 60, "n_test": 120}
+TINY_TRAIN = {"epochs": 30, "eval_points": 4}
+
+
+def _config(**experiment) -> dict:
+    exp = {"study": "regularization", "seeds": [0, 1], "params": TINY, "task": TINY_TASK, "train": TINY_TRAIN}
+    return {"device": "cpu", "experiments": {"reg": {**exp, **experiment}}}
+
+
+def _run(config):
+    import torch
+
+    from mathdl.pipeline import run_parameters
+    from mathdl.tables import Tables
+    from mathdl.tasks import make_dataset
+
+    torch.set_num_threads(1)
+    plan = cfg.load_plan(config)
+    exp = plan.experiment("reg")
+    metrics, runs = [], []
+    for group in exp.groups:
+        result = reg.compute(group, make_dataset(group.task), device="cpu")
+        metrics.append(result.metrics)
+        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    return plan, exp, Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny plan computed once: both parts, two seeds."""
+    return _run(_config())
+
+
+# ----------------------------------------------------------------------------- ridge theory
+
+
+def test_ridge_fit_is_the_ridge_and_the_minimum_norm_solution():
+    rng = np.random.default_rng(0)
+    for n, d in ((6, 10), (10, 10), (15, 10)):
+        x, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+        b, eigenvalues = reg.ridge_fit(x, y, np.array([0.0, 2.5]))
+        np.testing.assert_allclose(b[0], np.linalg.pinv(x) @ y, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(b[1], np.linalg.solve(x.T @ x + 2.5 * np.eye(d), x.T @ y), rtol=1e-8)
+        assert len(eigenvalues) == min(n, d)
+
+
+def test_conditional_risk_is_the_monte_carlo_mean_over_signal_and_noise():
+    """Equation (1) given X against ||b - beta*||^2 + sigma^2 averaged over beta* on the sphere and noise."""
+    rng = np.random.default_rng(1)
+    d, sigma, r, draws = 6, 0.5, 1.0, 20000
+    lambdas = np.array([0.0, 0.5, 3.0])
+    for n in (4, 9):  # under- and over-determined
+        x = rng.standard_normal((n, d))
+        g = rng.standard_normal((draws, d))
+        beta = r * g / np.linalg.norm(g, axis=1, keepdims=True)
+        y = beta @ x.T + sigma * rng.standard_normal((draws, n))  # (draws, n)
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+        filters = s[None, :] / (s[None, :] ** 2 + lambdas[:, None])  # (L, k)
+        b = np.einsum("lk,wk,kd->lwd", filters, y @ u, vt)  # (L, draws, d)
+        simulated = ((b - beta[None]) ** 2).sum(axis=2).mean(axis=1) + sigma**2
+        exact = reg.conditional_risk(s**2, d, lambdas, sigma, r)
+        np.testing.assert_allclose(simulated, exact, rtol=0.03)
+
+
+def test_lambda_star_minimizes_the_risk_on_a_fine_grid():
+    d, sigma, r = 10, 0.5, 1.0
+    lam = reg.theory_lambda(d, sigma, r)
+    assert lam == pytest.approx(2.5)
+    ratios = np.geomspace(1 / 8, 8, 25)  # contains 1; neighbours a factor 2^(1/4) apart
+    exact, simulated = reg.ridge_risks([5, 10, 20], ratios * lam, d, sigma, r, 200, np.random.default_rng(2))
+    # Given every design, (1) is least at lambda* exactly: so is its average, at every n.
+    assert all(ratios[np.argmin(row)] == pytest.approx(1.0) for row in exact)
+    # The plain Monte Carlo estimate (beta* and noise drawn too) finds it within one grid step.
+    for row in simulated:
+        assert 2**-0.3 <= ratios[np.argmin(row)] <= 2**0.3
+    # The risk is unimodal in lambda: it falls up to lambda* and rises after.
+    star = int(np.argmin(np.abs(ratios - 1)))
+    assert (np.diff(exact[:, : star + 1]) < 0).all() and (np.diff(exact[:, star:]) > 0).all()
+
+
+def test_optimal_risk_is_monotone_in_n_and_the_ridgeless_risk_peaks_at_d():
+    d, sigma, r = 12, 0.5, 1.0
+    lam = reg.theory_lambda(d, sigma, r)
+    sizes = list(range(2, 37, 2))
+    exact, _ = reg.ridge_risks(sizes, np.array([0.0, lam]), d, sigma, r, 3, np.random.default_rng(3))
+    assert (np.diff(exact[:, 1]) <= 1e-12).all()  # nested designs: monotone in every draw
+    assert sizes[int(np.argmax(exact[:, 0]))] == d
+    assert exact[sizes.index(d), 0] > 5 * exact[sizes.index(d), 1]
+
+
+def test_ridgeless_risk_matches_its_finite_sample_formula():
+    d, sigma, r = 20, 0.5, 1.0
+    sizes = [8, 40]  # far from the singular n = d - 1, d, d + 1
+    exact, _ = reg.ridge_risks(sizes, np.array([0.0]), d, sigma, r, 2000, np.random.default_rng(4))
+    for i, n in enumerate(sizes):
+        assert exact[i, 0] == pytest.approx(reg.ridgeless_expected_risk(n, d, sigma, r), rel=0.03)
+    assert reg.ridgeless_expected_risk(d, d, sigma, r) == np.inf
+
+
+def test_find_peak():
+    assert reg.find_peak([0.5, 0.2, 0.25, 0.3, 0.22, 0.2]) == (3, 1, True)
+    assert reg.find_peak([0.5, 0.4, 0.3]) == (0, None, False)  # no bump: the global maximum
+    assert reg.find_peak([np.nan, np.nan]) == (0, None, False)
+
+
+# ----------------------------------------------------------------------------- model selection
+
+
+def _table(val_wd, test_wd) -> pd.DataFrame:
+    """Two seeds, one width; the validation and test errors of each weight decay, dropout off."""
+    rows = []
+    for run in ("a", "b"):
+        for wd, v, t in zip((0.0, 0.01, 0.1), val_wd, test_wd):
+            rows.append({"run_id": run, "seed": 0 if run == "a" else 1, "width": 8, "weight_decay": wd,
+                         "dropout": 0.0, "final_val": v, "final_test": t, "final_train": 0.0,
+                         "selected_test": t, "selected_epoch": 3})
+        rows.append({"run_id": run, "seed": 0 if run == "a" else 1, "width": 8, "weight_decay": 0.0,
+                     "dropout": 0.5, "final_val": 0.0, "final_test": 0.9, "final_train": 0.0,
+                     "selected_test": 0.9, "selected_epoch": 3})
+    return pd.DataFrame(rows)
+
+
+def test_the_best_weight_decay_is_chosen_on_the_validation_split_only():
+    # The test split would pick 0.1; the validation split picks 0.01, and its test error is reported.
+    table = _table(val_wd=(0.3, 0.1, 0.2), test_wd=(0.5, 0.4, 0.05))
+    chosen = reg._curves(table)["best_weight_decay"]
+    assert chosen["weight_decay"].tolist() == [0.01, 0.01]
+    assert chosen["test"].tolist() == [0.4, 0.4]
+    # Dropout rows never enter the weight-decay choice (nor weight-decay rows the dropout choice).
+    assert reg._curves(table)["best_dropout"]["dropout"].tolist() == [0.5, 0.5]
+
+
+def test_ties_go_to_the_weaker_regularization():
+    chosen = reg._curves(_table(val_wd=(0.1, 0.1, 0.1), test_wd=(0.2, 0.3, 0.4)))["best_weight_decay"]
+    assert chosen["weight_decay"].tolist() == [0.0, 0.0]
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_compute_analyze_figures_report(tiny, tmp_path, root):
+    plan, exp, tables = tiny
+    assert list(tables.metrics.columns[:5]) == ["run_id", "epoch", "split", "metric", "value"]
+    assert {"part", "n_samples", "lambda_ratio", "width", "weight_decay", "dropout"} <= set(tables.metrics.columns)
+    assert len(tables.runs) == 4 and set(tables.runs["params.part"]) == {"ridge", "networks"}
+    assert set(tables.metrics["run_id"]) == set(tables.runs["run_id"])
+    assert not tables.runs["diverged"].any()
+    net = tables.metrics[tables.metrics["part"] == "networks"]
+    # One network per seed, width and regularizer: weight decays 0 and 0.01, dropout 0.5.
+    nets = net[net["split"] != "model"].groupby(["run_id", "width", "weight_decay", "dropout"]).ngroups
+    assert nets == 2 * 2 * 3
+
+    summary = json.loads(json.dumps(reg.analyze(tables, exp), allow_nan=False))
+    assert summary["parts"] == ["ridge", "networks"]
+    assert summary["best_lambda_over_theory"] == 1.0 and summary["optimal_risk_monotone"] == 1
+    assert summary["ridge_n"] == [4, 8, 16] and summary["ridgeless_peak_n"] == 8
+    assert summary["lambda_theory"] == pytest.approx(8 * 0.25)
+    assert isinstance(summary["nn_peak_reduction_weight_decay"], float)
+    assert summary["nn_widths"] == [4, 32] and summary["nn_peak_width"] in (4, 32)
+    assert summary["nn_targets"] == 120 * 10 and summary["nn_parameters"] == [4 * 65 + 50, 32 * 65 + 330]
+    for curve in reg.CURVES:
+        assert len(summary["nn_test_error"][curve]) == 2
+    assert set(summary["nn_selection"]) >= set(reg.CURVES)
+
+    names = reg.figures(tables, summary, exp, plan.plot, tmp_path)
+    assert names == list(reg.FIGURES)
+    for name in names:
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+
+    piece = reg.report(exp, summary, "figures/reg", "Reg")
+    assert all(re.fullmatch(r"Reg[A-Za-z]+", k) for k in piece.macros)
+    used = set(re.findall(r"\\(Reg[A-Za-z]+)", piece.section + piece.slides))
+    assert used <= set(piece.macros)
+    for name in names:
+        assert f"figures/reg/{name}.pdf" in piece.section
+    assert "validation-selected" in piece.section and "final epoch" in piece.section
+    bib = (root / "report" / "references.bib").read_text()
+    for keys in re.findall(r"\\cite[tp](?:\[[^\]]*\])?\{([^}]*)\}", piece.section):
+        for key in keys.split(","):
+            assert f"{{{key.strip()},\n" in bib, key
+    assert "\\cite" not in piece.slides and piece.slides.count("\\begin{frame}") == 2
+
+
+def test_the_networks_record_final_and_selected_epochs(tiny):
+    _, _, tables = tiny
+    net = tables.metrics[(tables.metrics["part"] == "networks") & (tables.metrics["split"] != "model")]
+    last = net["epoch"].max()
+    assert last == TINY_TRAIN["epochs"]
+    keys = ["run_id", "width", "weight_decay", "dropout"]
+    for _, rows in net.groupby(keys):
+        selected = rows["selected_epoch"].iloc[0]
+        assert 0 <= selected <= last
+        assert {"train", "val", "test"} <= set(rows.loc[rows["epoch"] == selected, "split"])
+        assert {"train", "val", "test"} <= set(rows.loc[rows["epoch"] == last, "split"])
+
+
+def test_a_single_part_and_diverged_networks(tiny):
+    """Only the networks part, with one network's values and then every value non-finite."""
+    plan, exp, tables = tiny
+    from mathdl.tables import Tables
+
+    m = tables.metrics[tables.metrics["part"] == "networks"].copy()
+    one = m["run_id"].eq(m["run_id"].iloc[0]) & m["weight_decay"].eq(0.01) & m["width"].eq(4) & m["split"].ne("model")
+    m.loc[one, "value"] = np.nan
+    summary = json.loads(json.dumps(reg.analyze(Tables(m, tables.runs), exp), allow_nan=False))
+    assert summary["parts"] == ["networks"] and summary["best_lambda_over_theory"] is None
+    assert summary["nn_n_diverged"] == 1
+    m.loc[m["split"] != "model", "value"] = np.nan
+    summary = json.loads(json.dumps(reg.analyze(Tables(m, tables.runs), exp), allow_nan=False))
+    assert summary["nn_peak_reduction_weight_decay"] is None
+    piece = reg.report(exp, summary, "figures/reg", "Reg")
+    assert "ridge_risk" not in piece.section and piece.slides.count("\\begin{frame}") == 1
+
+
+def test_compute_refuses_what_it_cannot_do():
+    plan = cfg.load_plan(_config())
+    group = next(g for g in plan.experiment("reg").groups if g.runs[0].params["part"] == "ridge")
+    bogus = dataclasses.replace(group, runs=tuple(dataclasses.replace(r, params={**r.params, "part": "bogus"})
+                                                  for r in group.runs))
+    with pytest.raises(ValueError, match="unknown part 'bogus'; valid: ridge, networks"):
+        reg.compute(bogus, None, "cpu")
+    with pytest.raises(ValueError, match="set params instead of sweeping train.lr"):
+        _run(_config(sweep={"params.part": ["ridge"], "train.lr": [0.01, 0.02]}))
+    with pytest.raises(ValueError, match="train.patience: 0"):
+        _run(_config(sweep={"params.part": ["networks"]}, train={**TINY_TRAIN, "patience": 5}))
+
+
+def test_the_grids_must_hold_their_anchors():
+    for key, value in (("ridge_lambda_ratios", [0.5, 1]), ("ridge_lambda_ratios", [0, 2]),
+                       ("ridge_n_over_d", [0.5, 2]), ("weight_decays", [0.01, 0.1])):
+        with pytest.raises(cfg.ConfigError, match=f"params.{key}"):
+            cfg.load_plan(_config(params={**TINY, key: value}))
