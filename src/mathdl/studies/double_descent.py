@@ -710,10 +710,12 @@ def _table(summary: dict, p: str, s: str) -> str:
                          fmt(_mean(block["peak_over_best_below"])), fmt(_mean(block["largest_over_best_below"])),
                          fmt(block["best_test_error"]), fmt(block["best_test_error_ratio"])])
     return booktabs_table(
-        ["model", "label noise", "peak at", "peak / best below", "largest / best below", "best error", "at"], rows,
+        ["model", "noise", "peak at", "peak/best", "largest/best", "best error", "at"], rows,
         caption=f"Double descent of the test error rate; sizes as parameters over $nK$ ($N/n$ for random features), "
-                f"means over \\{p}NumSeeds{{}} seeds; a peak ratio of 1: the error does not rise again after its "
-                f"minimum below the threshold.", label=f"tab:{s}")
+                f"means over \\{p}NumSeeds{{}} seeds. Peak at: the size of the peak; peak/best and largest/best: the "
+                f"error at the peak and at the largest size over the best error below the threshold (a peak ratio "
+                f"of 1: the error does not rise again after its minimum below the threshold); best error and the "
+                f"size where it is reached.", label=f"tab:{s}")
 
 
 def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
