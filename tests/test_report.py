@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from mathdl.report import escape, fmt, macro_prefix, macro_prefixes, macros_tex, metadata_tex, slug
+from mathdl.report import escape, figure_tex, fmt, macro_prefix, macro_prefixes, macros_tex, metadata_tex, slug
 
 
 def test_escape_every_special_character():
@@ -32,6 +32,18 @@ def test_fmt_numbers():
     assert fmt(7) == r"\num{7}"
     assert fmt(float("nan")) == "--"
     assert fmt(None) == "--"
+
+
+def test_figure_tex_block():
+    assert figure_tex("figures/a", "loss", r"Loss $\{x\}$.", "fig:a-loss") == "\n".join([
+        r"\begin{figure}[htbp]",
+        r"  \centering",
+        r"  \includegraphics[width=\linewidth]{figures/a/loss.pdf}",
+        r"  \caption{Loss $\{x\}$.}",
+        r"  \label{fig:a-loss}",
+        r"\end{figure}",
+    ])
+    assert r"[width=0.8\linewidth]{figures/a/loss.pdf}" in figure_tex("figures/a", "loss", "", "l", width=r"0.8\linewidth")
 
 
 def test_macros_reject_bad_names():

@@ -130,6 +130,23 @@ def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption
     )
 
 
+def figure_tex(figure_dir: str, name: str, caption: str, label: str, width: str = r"\linewidth") -> str:
+    """A figure environment with one centered ``figure_dir/name.pdf``; caption is LaTeX already.
+
+    No trailing newline, like :func:`booktabs_table`.
+    """
+    return "\n".join(
+        [
+            r"\begin{figure}[htbp]",
+            r"  \centering",
+            f"  \\includegraphics[width={width}]{{{figure_dir}/{name}.pdf}}",
+            f"  \\caption{{{caption}}}",
+            f"  \\label{{{label}}}",
+            r"\end{figure}",
+        ]
+    )
+
+
 class TexMissing(RuntimeError):
     pass
 

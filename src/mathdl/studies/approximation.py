@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import loglog_slope, mean_ci_dict
 
 ACTIVATIONS = ("relu", "logistic", "softplus")
@@ -443,14 +443,12 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         results + f" Figure~\\ref{{fig:{s}-error}} shows the errors, Table~\\ref{{tab:{s}}} all slopes."
         f" \\{prefix}NumDiverged{{}} runs had a diverged fit.",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/error_vs_width.pdf}}",
-        f"  \\caption{{Relative test error against the width $m$ (log-log): Maurey's sampled network"
-        f" (teacher only; dashed: its exact expectation $C/m$) and trained networks, means over"
-        f" \\{prefix}NumSeeds{{}} seeds with {level}\\% bands.}}",
-        f"  \\label{{fig:{s}-error}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "error_vs_width",
+            f"Relative test error against the width $m$ (log-log): Maurey's sampled network"
+            f" (teacher only; dashed: its exact expectation $C/m$) and trained networks, means over"
+            f" \\{prefix}NumSeeds{{}} seeds with {level}\\% bands.",
+            f"fig:{s}-error"),
         "",
         table,
         "",

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number as _num, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -447,23 +447,19 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f" training points would give $1 + 1/{m['K']}$. The nearest-to-farthest distance ratio"
         f" rises from {m['RatioAtMin']} to {m['RatioAtMax']} (Figure~\\ref{{fig:{s}-ratio}}).",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/error_vs_dim.pdf}}",
-        f"  \\caption{{Relative errors against the dimension at $n = {n_text}$: the histogram's"
-        f" total variation error (dashed: de Moivre's expectation) and the {m['K']}-nearest-neighbour"
-        f" test error over $\\Var f$, means over {m['NumSeeds']} seeds with {level}\\% bands; dotted:"
-        f" the crossover level; grey, right axis: the number of bins $(1/\\varepsilon)^d$.}}",
-        f"  \\label{{fig:{s}-error}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "error_vs_dim",
+            f"Relative errors against the dimension at $n = {n_text}$: the histogram's"
+            f" total variation error (dashed: de Moivre's expectation) and the {m['K']}-nearest-neighbour"
+            f" test error over $\\Var f$, means over {m['NumSeeds']} seeds with {level}\\% bands; dotted:"
+            f" the crossover level; grey, right axis: the number of bins $(1/\\varepsilon)^d$.",
+            f"fig:{s}-error", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.7\\linewidth]{{{figure_dir}/distance_ratio.pdf}}",
-        f"  \\caption{{Concentration of distances: the mean over test points of the ratio of the"
-        f" nearest to the farthest training point's distance, with a {level}\\% band over seeds.}}",
-        f"  \\label{{fig:{s}-ratio}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "distance_ratio",
+            f"Concentration of distances: the mean over test points of the ratio of the"
+            f" nearest to the farthest training point's distance, with a {level}\\% band over seeds.",
+            f"fig:{s}-ratio", width=r"0.7\linewidth"),
         "",
         table,
         "",

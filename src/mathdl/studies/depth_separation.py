@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number as _num, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -605,33 +605,27 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f" \\{P}NumDiverged{{}} runs diverged. This is one target, one training budget and one"
         f" width; it illustrates, and does not prove, the separation.",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/sawtooth.pdf}}",
-        r"  \caption{Left: the depth-$k$ width-2 ReLU network for small $k$. Right: its linear pieces"
-        r" counted on the grid (dots), $2^k$ (dashed) and its $6k+1$ parameters.}",
-        f"  \\label{{fig:{s}-saw}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "sawtooth",
+            r"Left: the depth-$k$ width-2 ReLU network for small $k$. Right: its linear pieces"
+            r" counted on the grid (dots), $2^k$ (dashed) and its $6k+1$ parameters.",
+            f"fig:{s}-saw"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/shallow_fit.pdf}}",
-        r"  \caption{Exact squared L2 error of one-hidden-layer networks of width $W$ (breakpoints at"
-        " the first $W$ dyadic points $j/2^k$; output layer by least squares)"
-        " fitted to $s_k$; dotted: the lower bound"
-        " $(1 - W/2^k)_+/12$ that holds for every width-$W$ network. Exact fits are drawn at"
-        " $10^{-12}$.}",
-        f"  \\label{{fig:{s}-fit}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "shallow_fit",
+            r"Exact squared L2 error of one-hidden-layer networks of width $W$ (breakpoints at"
+            " the first $W$ dyadic points $j/2^k$; output layer by least squares)"
+            " fitted to $s_k$; dotted: the lower bound"
+            " $(1 - W/2^k)_+/12$ that holds for every width-$W$ network. Exact fits are drawn at"
+            " $10^{-12}$.",
+            f"fig:{s}-fit", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/radial.pdf}}",
-        f"  \\caption{{Test MSE over $\\Var y$ during training on the radial target ($d = {m['Dim']}$)"
-        f" of a two-layer and a three-layer network with about the same number of parameters; mean over"
-        f" {m['NumSeeds']} seeds with a {level}\\% band.}}",
-        f"  \\label{{fig:{s}-radial}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "radial",
+            f"Test MSE over $\\Var y$ during training on the radial target ($d = {m['Dim']}$)"
+            f" of a two-layer and a three-layer network with about the same number of parameters; mean over"
+            f" {m['NumSeeds']} seeds with a {level}\\% band.",
+            f"fig:{s}-radial", width=r"0.8\linewidth"),
         "",
         table,
         "",

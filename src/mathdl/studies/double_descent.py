@@ -65,7 +65,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number, mean_ci_dict
 
 METHODS = ("random_features", "network")
@@ -588,18 +588,6 @@ def _conditions(summary: dict, method: str) -> dict[str, dict]:
     return out
 
 
-def _figure(figure_dir: str, name: str, caption: str, label: str, width: str = r"\linewidth") -> str:
-    return "\n".join([
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width={width}]{{{figure_dir}/{name}.pdf}}",
-        f"  \\caption{{{caption}}}",
-        f"  \\label{{{label}}}",
-        r"\end{figure}",
-        "",
-    ])
-
-
 def _random_features_text(p: str, s: str, summary: dict, conds: dict, figure_dir: str, level: int) -> list[str]:
     low = conds.get("LowNoise")
     ridges = [v["lambda"] for v in conds[""]["ridge"].values()]
@@ -633,15 +621,15 @@ def _random_features_text(p: str, s: str, summary: dict, conds: dict, figure_dir
             r"Ridge fits $B_\lambda=\arg\min_B\frac1n\|\Phi B-Y\|_F^2+\lambda\|B\|_F^2$ tame the peak "
             r"\citep{nakkiran2021optimal}: at $N=n$ the test error rate is " f"\\{p}RfThresholdError{{}} for the minimum-norm "
             f"fit and \\{p}RfRidgeThresholdError{{}} with $\\lambda=\\{p}RfRidgeLambda$.")
-    text += ["", _figure(
+    text += ["", figure_tex(
         figure_dir, "rf_double_descent",
         r"Random features: test (solid) and training (dashed) error rate, and test mean squared error, against "
         f"$N/n$ by label noise (mean and {level}\\% band over seeds); dotted: the interpolation threshold $N=n$.",
-        f"fig:{s}-rf")]
-    text.append(_figure(
+        f"fig:{s}-rf"), ""]
+    text += [figure_tex(
         figure_dir, "rf_norm_and_ridge",
         r"Random features: the norm $\|B\|_F$ of the minimum-norm solution, and the test error rate of ridge fits "
-        f"at label noise \\{p}Noise, against $N/n$.", f"fig:{s}-rf-ridge"))
+        f"at label noise \\{p}Noise, against $N/n$.", f"fig:{s}-rf-ridge"), ""]
     return text
 
 
@@ -691,14 +679,14 @@ def _network_text(p: str, s: str, summary: dict, conds: dict, figure_dir: str, l
             r"error only falls with the size).")
     text.append(f"Figure~\\ref{{fig:{s}-nn-epochs}} follows the test error of every size through training: where it "
                 r"rises late, the networks are fitting the noisy training labels.")
-    text += ["", _figure(
+    text += ["", figure_tex(
         figure_dir, "nn_double_descent",
         r"Two-layer networks: final test (solid) and training (dashed) error rate, and test mean squared error, "
-        f"against $p/(nK)$ by label noise (mean and {level}\\% band over seeds); dotted: $p=nK$.", f"fig:{s}-nn")]
-    text.append(_figure(
+        f"against $p/(nK)$ by label noise (mean and {level}\\% band over seeds); dotted: $p=nK$.", f"fig:{s}-nn"), ""]
+    text += [figure_tex(
         figure_dir, "nn_learning_curves",
         f"Two-layer networks at label noise \\{p}Noise: test error rate against epoch for every size "
-        r"(mean over seeds).", f"fig:{s}-nn-epochs", width=r"0.7\linewidth"))
+        r"(mean over seeds).", f"fig:{s}-nn-epochs", width=r"0.7\linewidth"), ""]
     return text
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import loglog_slope, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -473,31 +473,25 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"Figure~\\ref{{fig:{s}-deep}}: relative change from the smallest to the largest width and fitted "
         f"log-log slope (mean over seeds, {level}\\% interval), {deep_text}.",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/changes_vs_width.pdf}}",
-        f"  \\caption{{Relative weight and kernel change, and RMS gaps of the trained network to its "
-        f"linearization and to NTK kernel regression, against width (mean and {level}\\% band over seeds); "
-        r"dashed: slope $-1/2$.}",
-        f"  \\label{{fig:{s}-width}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "changes_vs_width",
+            f"Relative weight and kernel change, and RMS gaps of the trained network to its "
+            f"linearization and to NTK kernel regression, against width (mean and {level}\\% band over seeds); "
+            r"dashed: slope $-1/2$.",
+            f"fig:{s}-width", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/alpha_sweep.pdf}}",
-        f"  \\caption{{Output-scale sweep at width \\{p}AlphaWidth: relative weight and kernel change and the "
-        r"final training error against $\alpha$.}",
-        f"  \\label{{fig:{s}-alpha}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "alpha_sweep",
+            f"Output-scale sweep at width \\{p}AlphaWidth: relative weight and kernel change and the "
+            r"final training error against $\alpha$.",
+            f"fig:{s}-alpha", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/deep_layer_change.pdf}}",
-        f"  \\caption{{Networks with \\{p}DeepDepth{{}} hidden layers: relative distance from initialization "
-        f"of each layer after \\{p}DeepEpochs{{}} GD steps against width (mean and {level}\\% band over "
-        r"seeds); dashed: slope $-1/2$.}",
-        f"  \\label{{fig:{s}-deep}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "deep_layer_change",
+            f"Networks with \\{p}DeepDepth{{}} hidden layers: relative distance from initialization "
+            f"of each layer after \\{p}DeepEpochs{{}} GD steps against width (mean and {level}\\% band over "
+            r"seeds); dashed: slope $-1/2$.",
+            f"fig:{s}-deep", width=r"0.8\linewidth"),
         "",
         table,
         "",

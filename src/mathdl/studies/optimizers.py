@@ -61,7 +61,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number as _num
 
 METHODS = ("gd", "heavy_ball", "nesterov", "adagrad")
@@ -900,16 +900,12 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"\\Cref{{fig:{s}-paths}} shows the paths, \\cref{{fig:{s}-gap}} the suboptimality, "
         f"\\cref{{fig:{s}-rates}} and \\cref{{tab:{s}}} the rates."
     ) if quad else ''
-    rates_figure = "\n".join([
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.7\\linewidth]{{{figure_dir}/rates.pdf}}",
-        r"  \caption{Fitted linear rates on the quadratic against $\kappa$ (points)"
+    rates_figure = figure_tex(
+        figure_dir, "rates",
+        r"Fitted linear rates on the quadratic against $\kappa$ (points)"
         + (r" and the closed forms $(\kappa-1)/(\kappa+1)$, $(\sqrt\kappa-1)/(\sqrt\kappa+1)$ and $1-1/\sqrt\kappa$ "
-           r"(lines).}" if summary["tuned"] else ".}"),
-        f"  \\label{{fig:{s}-rates}}",
-        r"\end{figure}",
-    ]) if quad else ''
+           r"(lines)." if summary["tuned"] else "."),
+        f"fig:{s}-rates", width=r"0.7\linewidth") if quad else ''
     section = "\n".join([
         f"\\subsection{{{escape(experiment.title)}}}",
         f"\\label{{sec:{s}}}",
@@ -946,23 +942,19 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         "",
         lecture_text,
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/paths.pdf}}",
-        f"  \\caption{{Paths of the methods of {escape(experiment.title)} over the contours of $f-f^\\star$ "
-        r"(log-spaced levels); stars: minimizers, circle: start."
-        + (r" At $\kappa=1$ the tuned GD, heavy ball and Nesterov coincide: one step reaches $x^\star$."
-           if summary["tuned"] and 1.0 in summary["kappas"] else "") + "}",
-        f"  \\label{{fig:{s}-paths}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "paths",
+            f"Paths of the methods of {escape(experiment.title)} over the contours of $f-f^\\star$ "
+            r"(log-spaced levels); stars: minimizers, circle: start."
+            + (r" At $\kappa=1$ the tuned GD, heavy ball and Nesterov coincide: one step reaches $x^\star$."
+               if summary["tuned"] and 1.0 in summary["kappas"] else ""),
+            f"fig:{s}-paths"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/suboptimality.pdf}}",
-        r"  \caption{$f(x_t)-f^\star$ against the iteration $t$ (log scale, cut at $10^{-30}$); dashed: "
-        r"$(f(x_0)-f^\star)\rho^{2t}$ with the theoretical rate $\rho$ of GD and of the heavy ball.}",
-        f"  \\label{{fig:{s}-gap}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "suboptimality",
+            r"$f(x_t)-f^\star$ against the iteration $t$ (log scale, cut at $10^{-30}$); dashed: "
+            r"$(f(x_0)-f^\star)\rho^{2t}$ with the theoretical rate $\rho$ of GD and of the heavy ball.",
+            f"fig:{s}-gap"),
         "",
         rates_figure,
         "",

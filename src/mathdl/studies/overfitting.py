@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from numpy.polynomial import legendre
 
-from mathdl.report import ReportPiece, escape, fmt, slug
+from mathdl.report import ReportPiece, escape, figure_tex, fmt, slug
 from mathdl.tables import mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -722,14 +722,7 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
     )
 
     def figure(name, caption, label, width="0.8"):
-        return "\n".join([
-            r"\begin{figure}[htbp]",
-            r"  \centering",
-            f"  \\includegraphics[width={width}\\linewidth]{{{figure_dir}/{name}.pdf}}",
-            f"  \\caption{{{caption}}}",
-            f"  \\label{{fig:{s}-{label}}}",
-            r"\end{figure}",
-        ])
+        return figure_tex(figure_dir, name, caption, f"fig:{s}-{label}", width=f"{width}\\linewidth")
 
     section = "\n".join([
         f"\\subsection{{{escape(experiment.title)}}}",

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number, mean_ci_dict
 
 NOISE_KEY = "task.label_noise"
@@ -491,29 +491,23 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"random ones, a ratio of \\{p}AroraRatio; over $p$ its Spearman correlation with the mean test accuracy "
         f"is \\{p}AroraTestSpearman. {bound_text}",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/accuracy_vs_corruption.pdf}}",
-        f"  \\caption{{Final train and test accuracy against the fraction $p$ of random training labels (mean "
-        f"and {level}\\% band over seeds); dashed: chance.}}",
-        f"  \\label{{fig:{s}-accuracy}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "accuracy_vs_corruption",
+            f"Final train and test accuracy against the fraction $p$ of random training labels (mean "
+            f"and {level}\\% band over seeds); dashed: chance.",
+            f"fig:{s}-accuracy", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/train_error_curves.pdf}}",
-        r"  \caption{Training error on the (partly random) training labels during training, mean over seeds, "
-        r"one curve per $p$.}",
-        f"  \\label{{fig:{s}-curves}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "train_error_curves",
+            r"Training error on the (partly random) training labels during training, mean over seeds, "
+            r"one curve per $p$.",
+            f"fig:{s}-curves", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/fit_time_and_complexity.pdf}}",
-        f"  \\caption{{Left: epochs until the training labels are fitted ({level}\\% band over seeds). Right: "
-        r"Arora et al.'s complexity $y^\top(H^\infty)^{-1}y/n$ of the training set.}",
-        f"  \\label{{fig:{s}-fit}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "fit_time_and_complexity",
+            f"Left: epochs until the training labels are fitted ({level}\\% band over seeds). Right: "
+            r"Arora et al.'s complexity $y^\top(H^\infty)^{-1}y/n$ of the training set.",
+            f"fig:{s}-fit"),
         "",
         table,
         "",

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number, mean_ci_dict
 
 PARTS = ("ridge", "networks")
@@ -750,15 +750,13 @@ def _ridge_report(summary: dict, p: str, s: str, figure_dir: str, level: int) ->
         f" \\{p}BestLambdaRatioSimulated{{}}$\\,\\lambda^*$ with the plain Monte Carlo estimate"
         r" (the theory says $1$).",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/ridge_risk.pdf}}",
-        f"  \\caption{{Ridge regression in dimension $d=\\{p}RidgeDim$. Left: test risk against the sample"
-        r" size for each penalty (dashed: the minimum-norm theory; dotted: $n=d$). Right: test risk"
-        f" against $\\lambda/\\lambda^*$ at three sample sizes (dotted: $\\lambda^*$). Means over seeds with"
-        f" {level}\\% bands.}}",
-        f"  \\label{{fig:{s}-ridge}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "ridge_risk",
+            f"Ridge regression in dimension $d=\\{p}RidgeDim$. Left: test risk against the sample"
+            r" size for each penalty (dashed: the minimum-norm theory; dotted: $n=d$). Right: test risk"
+            f" against $\\lambda/\\lambda^*$ at three sample sizes (dotted: $\\lambda^*$). Means over seeds with"
+            f" {level}\\% bands.",
+            f"fig:{s}-ridge"),
         "",
     ])
     slide = "\n".join([
@@ -857,24 +855,20 @@ def _networks_report(experiment, summary: dict, p: str, s: str, figure_dir: str,
         r" shows the generalization gap, final test minus final training error, over width and"
         f" regularization strength. \\{p}NetDiverged{{}} networks diverged.",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/nn_test_error.pdf}}",
-        r"  \caption{Test error against the width of one-hidden-layer networks on the digits with noisy"
-        r" labels: without regularization at the final epoch, at the validation-selected epoch, and with"
-        f" the validation-selected weight decay and dropout rate (means over seeds, {level}\\% bands);"
-        r" dashed: the unregularized training error; dotted: the width where the parameter count is $nK$.}",
-        f"  \\label{{fig:{s}-width}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "nn_test_error",
+            r"Test error against the width of one-hidden-layer networks on the digits with noisy"
+            r" labels: without regularization at the final epoch, at the validation-selected epoch, and with"
+            f" the validation-selected weight decay and dropout rate (means over seeds, {level}\\% bands);"
+            r" dashed: the unregularized training error; dotted: the width where the parameter count is $nK$.",
+            f"fig:{s}-width", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/nn_gap_heatmaps.pdf}}",
-        r"  \caption{Generalization gap (final test error minus final training error on the noisy labels,"
-        r" mean over seeds) against width and weight decay (left) or dropout rate (right); it is negative"
-        r" where a strongly regularized network leaves the noisy training labels unfitted.}",
-        f"  \\label{{fig:{s}-gap}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "nn_gap_heatmaps",
+            r"Generalization gap (final test error minus final training error on the noisy labels,"
+            r" mean over seeds) against width and weight decay (left) or dropout rate (right); it is negative"
+            r" where a strongly regularized network leaves the noisy training labels unfitted.",
+            f"fig:{s}-gap"),
         "",
         _networks_table(summary, p, s, level),
         "",

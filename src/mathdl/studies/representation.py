@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl import backprop
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -697,32 +697,26 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"agree to \\{P}ActivationDerivativeMaxError{{}} at worst, the size of the truncation and rounding errors "
         "of the difference quotient.",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/decision_regions.pdf}}",
-        r"  \caption{Decision regions of the step networks (shaded: output 1) and the exact sets (dashed); above "
-        r"each panel the layer widths and the number of misclassified grid points.}",
-        f"  \\label{{fig:{s}-regions}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "decision_regions",
+            r"Decision regions of the step networks (shaded: output 1) and the exact sets (dashed); above "
+            r"each panel the layer widths and the number of misclassified grid points.",
+            f"fig:{s}-regions"),
         "",
         table,
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.75\\linewidth]{{{figure_dir}/backprop_check.pdf}}",
-        r"  \caption{Relative error of the hand-written gradients against \texttt{torch.autograd}, one point per "
-        r"random network, by depth and activation; the dashed line is the unit roundoff, and errors of exactly "
-        r"zero are drawn at a thousandth of it.}",
-        f"  \\label{{fig:{s}-backprop}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "backprop_check",
+            r"Relative error of the hand-written gradients against \texttt{torch.autograd}, one point per "
+            r"random network, by depth and activation; the dashed line is the unit roundoff, and errors of exactly "
+            r"zero are drawn at a thousandth of it.",
+            f"fig:{s}-backprop", width=r"0.75\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/activations.pdf}}",
-        r"  \caption{The activations (left) and their derivatives (right). The step's derivative is 0 away from "
-        r"0, where it has a Dirac mass; ReLU's jumps from 0 to 1 at 0.}",
-        f"  \\label{{fig:{s}-activations}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "activations",
+            r"The activations (left) and their derivatives (right). The step's derivative is 0 away from "
+            r"0, where it has a Dirac mass; ReLU's jumps from 0 to 1 at 0.",
+            f"fig:{s}-activations"),
         "",
     ])
     slides = "\n".join([

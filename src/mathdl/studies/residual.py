@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -644,40 +644,32 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"{grad_conclusion} "
         r"The unrolled residual network is an ensemble of paths, mostly short ones \citep{veit2016residual}.",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/loss_vs_depth.pdf}}",
-        f"  \\caption{{Final training loss (left, log scale) and test error (right) against depth $L$ for plain "
-        f"and residual networks of width \\{p}Width, at each one's selected learning rate (mean and {level}\\% "
-        r"band over seeds; dotted: the loss of the uniform prediction).}",
-        f"  \\label{{fig:{s}-depth}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "loss_vs_depth",
+            f"Final training loss (left, log scale) and test error (right) against depth $L$ for plain "
+            f"and residual networks of width \\{p}Width, at each one's selected learning rate (mean and {level}\\% "
+            r"band over seeds; dotted: the loss of the uniform prediction).",
+            f"fig:{s}-depth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/grad_norm_init.pdf}}",
-        r"  \caption{Norm of the gradient of the training loss with respect to each linear layer's weight and bias "
-        f"at initialization, from the input ($l=1$) to the read-out, for depth \\{p}ShallowDepth{{}} and "
-        f"\\{p}MaxDepth{{}} (mean and {level}\\% band over seeds; a residual network of depth $L$ has $2L+2$ "
-        r"layers, a plain one $L+1$).}",
-        f"  \\label{{fig:{s}-grad}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "grad_norm_init",
+            r"Norm of the gradient of the training loss with respect to each linear layer's weight and bias "
+            f"at initialization, from the input ($l=1$) to the read-out, for depth \\{p}ShallowDepth{{}} and "
+            f"\\{p}MaxDepth{{}} (mean and {level}\\% band over seeds; a residual network of depth $L$ has $2L+2$ "
+            r"layers, a plain one $L+1$).",
+            f"fig:{s}-grad", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/training_curves.pdf}}",
-        r"  \caption{Training loss during training at each depth's selected learning rate, plain (left) and "
-        f"residual (right); mean and {level}\\% band over seeds.}}",
-        f"  \\label{{fig:{s}-curves}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "training_curves",
+            r"Training loss during training at each depth's selected learning rate, plain (left) and "
+            f"residual (right); mean and {level}\\% band over seeds.",
+            f"fig:{s}-curves"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/lr_sensitivity.pdf}}",
-        r"  \caption{Final training loss against the learning rate, one curve per depth, plain (left) and residual "
-        f"(right); diverged runs are left out (mean and {level}\\% band over seeds).}}",
-        f"  \\label{{fig:{s}-lr}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "lr_sensitivity",
+            r"Final training loss against the learning rate, one curve per depth, plain (left) and residual "
+            f"(right); diverged runs are left out (mean and {level}\\% band over seeds).",
+            f"fig:{s}-lr"),
         "",
         table,
         "",

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number as _num
 
 SAMPLINGS = ("with_replacement", "reshuffle")
@@ -682,28 +682,22 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         "steps of SGD. Wall times count the sampling and the steps, not the evaluations of the loss, and are measured "
         "on the machine that ran the job: they are the one output that is not reproducible to the digit.",
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/loss_vs_passes.pdf}}",
-        f"  \\caption{{{escape(experiment.title)}: excess loss against passes over the data, mean over seeds, "
-        r"log--log; dashed: the predicted plateaus of \cref{prop:" + s + r"}; dotted: the target.}",
-        f"  \\label{{fig:{s}-passes}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "loss_vs_passes",
+            f"{escape(experiment.title)}: excess loss against passes over the data, mean over seeds, "
+            r"log--log; dashed: the predicted plateaus of \cref{prop:" + s + r"}; dotted: the target.",
+            f"fig:{s}-passes", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/loss_vs_seconds.pdf}}",
-        f"  \\caption{{{escape(experiment.title)}: excess loss against measured wall time, one line per seed.}}",
-        f"  \\label{{fig:{s}-seconds}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "loss_vs_seconds",
+            f"{escape(experiment.title)}: excess loss against measured wall time, one line per seed.",
+            f"fig:{s}-seconds", width=r"0.8\linewidth"),
         "",
-        r"\begin{figure}[htbp]",
-        r"  \centering",
-        f"  \\includegraphics[width=0.6\\linewidth]{{{figure_dir}/gradient_check.pdf}}",
-        r"  \caption{Relative error of the average of $K$ minibatch gradients against the full gradient, per batch "
-        r"size (one point per seed), and its expected Monte-Carlo size $\sqrt{\operatorname{tr}C_B/K}/\norm{\nabla L}$.}",
-        f"  \\label{{fig:{s}-check}}",
-        r"\end{figure}",
+        figure_tex(
+            figure_dir, "gradient_check",
+            r"Relative error of the average of $K$ minibatch gradients against the full gradient, per batch "
+            r"size (one point per seed), and its expected Monte-Carlo size $\sqrt{\operatorname{tr}C_B/K}/\norm{\nabla L}$.",
+            f"fig:{s}-check", width=r"0.6\linewidth"),
         "",
         table,
         "",

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mathdl.report import ReportPiece, booktabs_table, escape, fmt, slug
+from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -213,21 +213,16 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
             f"Figure~\\ref{{fig:{s}-curves}} the test {err} during training.",
             findings + diverged,
             "",
-            r"\begin{figure}[htbp]",
-            r"  \centering",
-            f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/error_vs_x.pdf}}",
-            f"  \\caption{{{caption}}}",
-            f"  \\label{{fig:{s}-error}}",
-            r"\end{figure}",
+            figure_tex(
+                figure_dir, "error_vs_x",
+                caption,
+                f"fig:{s}-error", width=r"0.8\linewidth"),
             "",
-            r"\begin{figure}[htbp]",
-            r"  \centering",
-            f"  \\includegraphics[width=0.8\\linewidth]{{{figure_dir}/learning_curves.pdf}}",
-            f"  \\caption{{Test {err} during training for {escape(experiment.title)}, mean over seeds"
-            + (f", one curve per value of {xname}." if x else ".")
-            + "}",
-            f"  \\label{{fig:{s}-curves}}",
-            r"\end{figure}",
+            figure_tex(
+                figure_dir, "learning_curves",
+                f"Test {err} during training for {escape(experiment.title)}, mean over seeds"
+                + (f", one curve per value of {xname}." if x else "."),
+                f"fig:{s}-curves", width=r"0.8\linewidth"),
             "",
             table,
             "",
