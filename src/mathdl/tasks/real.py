@@ -29,6 +29,7 @@ from mathdl.config import ConfigError, TaskConfig
 from mathdl.tasks.noise import randomize_labels
 
 N_CLASSES = 10
+DIGITS_IMAGES = 1797  # scikit-learn's digits, counted without importing scikit-learn
 
 # IDX element types (http://yann.lecun.com/exdb/mnist/): code -> big-endian NumPy dtype.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -63,12 +64,16 @@ class Pool:
 # ----------------------------------------------------------------------------- file formats
 
 
+def _open(path: Path, mode: str):
+    """A file, through gzip when its name ends in .gz (the IDX files are distributed both ways)."""
+    return (gzip.open if path.suffix == ".gz" else open)(path, mode)
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """An IDX array (optionally gzip-compressed): 2 zero bytes, a type code, the number of
     dimensions, the sizes as big-endian int32, then the data in row-major order."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
+    with _open(path, "rb") as fh:
         raw = fh.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise ValueError(f"{path}: not an IDX file (bad magic number)")
@@ -90,8 +95,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     code = codes[array.dtype.newbyteorder("=")]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">i4").tobytes()
     data = header + array.astype(IDX_DTYPES[code]).tobytes()
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as fh:
+    with _open(path, "wb") as fh:
         fh.write(data)
 
 
@@ -256,16 +260,14 @@ def real_dataset(task: TaskConfig):
 def pool_sizes(task: TaskConfig) -> tuple[int, int, bool]:
     """(training images, test images, shared) from the files' headers, without reading the data."""
     if task.name == "digits":
-        return 1797, 1797, True
+        return DIGITS_IMAGES, DIGITS_IMAGES, True
     folder = data_folder(task)
-    if task.name == "cifar10":
+    if task.name == "cifar10":  # the published sizes; a smaller local copy fails when the data are made
         return 50000, 10000, False
     sizes = []
     for key in ("y_train", "y_test"):
-        path = _idx_file(folder, IDX_FILES[key])
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            header = fh.read(8)
+        with _open(_idx_file(folder, IDX_FILES[key]), "rb") as fh:
+            header = fh.read(8)  # magic, then the first size: the number of labels
         sizes.append(int(np.frombuffer(header, dtype=">i4", count=1, offset=4)[0]))
     return sizes[0], sizes[1], False
 
