@@ -190,7 +190,7 @@ def test_a_diverged_network_is_flagged_and_analysis_goes_on(tmp_path):
 
 
 def test_other_sweeps_are_refused():
-    with pytest.raises(ValueError, match="set train.lr in the experiment instead"):
+    with pytest.raises(ValueError, match="study double_descent sweeps only params.method, task.label_noise, not train.lr"):
         _run({**TINY, "sweep": {"params.method": ["network"], "train.lr": [0.01, 0.1]}})
 
 

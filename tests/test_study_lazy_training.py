@@ -19,7 +19,7 @@ from mathdl.studies import lazy_training as lt
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("lazy_training", lt.DEFAULTS, lt.analyze, lt.figures, lt.report, lt.compute, lt.PARAMS_SCHEMA)
+    study = Study("lazy_training", lt.DEFAULTS, lt.analyze, lt.figures, lt.report, lt.compute, lt.PARAMS_SCHEMA, lt.SWEEPABLE)
     monkeypatch.setitem(STUDIES, "lazy_training", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "lazy_training"])
@@ -108,5 +108,5 @@ def test_deep_per_layer_changes_shrink_with_width(registered):
 def test_a_sweep_is_refused(registered):
     config = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0], "params": TINY,
                                                       "sweep": {"params.lr": [0.1, 0.2]}}}}
-    with pytest.raises(ValueError, match="set params instead of sweeping params.lr"):
+    with pytest.raises(ValueError, match=r"sweeps nothing \(it computes its grids from params\), not params.lr"):
         _run(config)

@@ -176,7 +176,7 @@ def test_threshold_error_is_zero_on_separable_points():
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("overfitting", of.DEFAULTS, of.analyze, of.figures, of.report, of.compute, of.PARAMS_SCHEMA)
+    study = Study("overfitting", of.DEFAULTS, of.analyze, of.figures, of.report, of.compute, of.PARAMS_SCHEMA, of.SWEEPABLE)
     monkeypatch.setitem(STUDIES, "overfitting", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "overfitting"])
@@ -245,7 +245,7 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
 def test_a_sweep_or_a_degree_past_interpolation_is_refused(registered):
     config = {"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0], "params": TINY,
                                                       "sweep": {"params.poly_noise": [0.1, 0.2]}}}}
-    with pytest.raises(ValueError, match="set params instead of sweeping params.poly_noise"):
+    with pytest.raises(ValueError, match=r"sweeps nothing \(it computes its grids from params\), not params.poly_noise"):
         _run(config)
     config["experiments"]["of"] = {"study": "overfitting", "seeds": [0], "params": {**TINY, "poly_max_degree": 8}}
     with pytest.raises(ValueError, match="poly_max_degree"):

@@ -237,7 +237,7 @@ def test_compute_refuses_what_it_cannot_do():
                                                   for r in group.runs))
     with pytest.raises(ValueError, match="unknown part 'bogus'; valid: ridge, networks"):
         reg.compute(bogus, None, "cpu")
-    with pytest.raises(ValueError, match="set params instead of sweeping train.lr"):
+    with pytest.raises(ValueError, match="study regularization sweeps only params.part, not train.lr"):
         _run(_config(sweep={"params.part": ["ridge"], "train.lr": [0.01, 0.02]}))
     with pytest.raises(ValueError, match="train.patience: 0"):
         _run(_config(sweep={"params.part": ["networks"]}, train={**TINY_TRAIN, "patience": 5}))

@@ -263,5 +263,5 @@ def test_report_without_the_ratio_depths():
 
 def test_a_sweep_over_other_keys_is_refused():
     config = {"device": "cpu", "experiments": {"res": {**TINY, "sweep": {**TINY["sweep"], "model.width": [4, 8]}}}}
-    with pytest.raises(ValueError, match="run other values of model.width as separate experiments"):
+    with pytest.raises(ValueError, match="study residual sweeps only model.depth, model.residual, train.lr, not model.width"):
         _run(config)

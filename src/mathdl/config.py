@@ -384,11 +384,27 @@ def _validate(raw: dict, schema: dict) -> None:
                     raise ConfigError(f"experiments.{name}.sweep.{key}[{i}]: {_describe(err).split(': ', 1)[1]}")
             if len(set(map(_canonical, values))) != len(values):
                 raise ConfigError(f"experiments.{name}.sweep.{key}: values repeat")
+        _check_sweepable(name, exp)
         x = exp["plot"]["x"]
         if x and x not in exp["sweep"]:
             raise ConfigError(
                 f"experiments.{name}.plot.x: {x!r} is not a sweep key (sweep keys: {', '.join(exp['sweep']) or 'none'})"
             )
+
+
+def _check_sweepable(name: str, exp: dict) -> None:
+    """A study that declares SWEEPABLE accepts only those sweep keys: its analysis could not tell
+    runs apart by any other (they would be mixed into one curve)."""
+    from mathdl.studies import STUDIES
+
+    allowed = STUDIES[exp["study"]].sweepable
+    extra = [key for key in exp["sweep"] if allowed is not None and key not in allowed]
+    if extra:
+        what = f"only {', '.join(allowed)}" if allowed else "nothing (it computes its grids from params)"
+        raise ConfigError(
+            f"experiments.{name}.sweep: study {exp['study']} sweeps {what}, not {', '.join(extra)}; "
+            f"set a single value in the experiment, or run other values as separate experiments"
+        )
 
 
 # ----------------------------------------------------------------------------- expansion

@@ -31,6 +31,32 @@ _ESCAPE_RE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
 _DIGIT_WORDS = "Zero One Two Three Four Five Six Seven Eight Nine".split()
 
 
+# Config values as the text names them (LaTeX); a value missing here is printed escaped.
+OPTIMIZER_NAMES = {
+    "gd": "full-batch gradient descent", "sgd": "SGD", "momentum": "SGD with heavy-ball momentum",
+    "nesterov": "SGD with Nesterov momentum", "adagrad": "AdaGrad", "adam": "Adam",
+}
+LOSS_NAMES = {"mse": "squared", "cross_entropy": "cross-entropy", "hinge": "multiclass hinge"}
+ACTIVATION_NAMES = {"relu": "ReLU", "logistic": "logistic", "tanh": "tanh", "softplus": "soft-plus",
+                    "identity": "linear", "step": "step"}
+DATA_SET_NAMES = {
+    "digits": r"scikit-learn's $8\times8$ digits \citep{alpaydin1998optical}",
+    "mnist": r"MNIST \citep{lecun1998gradient}",
+    "fashion_mnist": r"Fashion-MNIST \citep{xiao2017fashion}",
+    "cifar10": r"CIFAR-10 \citep{krizhevsky2009learning}",
+}
+
+
+def named(names: Mapping[str, str], value: str) -> str:
+    """The text's name of a config value (``named(OPTIMIZER_NAMES, "momentum")``), else the value escaped."""
+    return names.get(value, escape(value))
+
+
+def data_set_name(task_name: str) -> str:
+    """'scikit-learn's 8x8 digits (citation)' for a real data set, else 'the <name> task'."""
+    return DATA_SET_NAMES.get(task_name, f"the {escape(task_name)} task")
+
+
 def escape(text: str) -> str:
     """Plain text to LaTeX: every special character printed as itself."""
     return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], str(text))

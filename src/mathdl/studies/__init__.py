@@ -4,6 +4,9 @@ A study provides ``defaults`` (merged under the experiment's config), ``analyze(
 experiment) -> summary``, ``figures(tables, summary, experiment, plot, outdir) -> names``
 and ``report(experiment, summary, figure_dir, macro_prefix) -> ReportPiece``.
 
+``SWEEPABLE`` (optional) lists the sweep keys a study's analysis can tell apart; the plan
+refuses any other (an empty tuple: a study that computes its whole grid in one group).
+
 ``compute`` is ``None`` for studies that train networks with the engine. Studies that
 compute in closed form or without networks give ``compute(group, data, device) ->
 TrainResult`` (the same tidy tables as the engine), and usually ``params_schema``: a JSON
@@ -42,6 +45,7 @@ class Study:
     report: Callable
     compute: Callable | None = None
     params_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_PARAMS))
+    sweepable: tuple[str, ...] | None = None  # the sweep keys it accepts; None: any
 
 
 # The parameters of a study without parameters of its own: none may be given.
@@ -49,7 +53,7 @@ NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "p
 
 
 def _from_module(module) -> Study:
-    """A study module's DEFAULTS, analyze, figures, report, and its compute and PARAMS_SCHEMA if any."""
+    """A study module's DEFAULTS, analyze, figures, report, and its compute, PARAMS_SCHEMA and SWEEPABLE if any."""
     return Study(
         name=module.__name__.rsplit(".", 1)[1],
         defaults=module.DEFAULTS,
@@ -58,6 +62,7 @@ def _from_module(module) -> Study:
         report=module.report,
         compute=getattr(module, "compute", None),
         params_schema=getattr(module, "PARAMS_SCHEMA", NO_PARAMS),
+        sweepable=getattr(module, "SWEEPABLE", None),
     )
 
 

@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
+from mathdl.report import (
+    OPTIMIZER_NAMES, ReportPiece, booktabs_table, escape, figure_tex, fmt, named, slug,
+)
 from mathdl.tables import loglog_slope, mean_ci_dict
 
 ACTIVATIONS = ("relu", "logistic", "softplus")
@@ -432,7 +434,7 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         r" scaled to $\EE f(X)^2 = 1$. For widths"
         f" $m$ from \\{prefix}WidthMin{{}} to \\{prefix}WidthMax{{}} we sample Maurey's network from the"
         f" teacher ({summary['maurey_draws']} independent draws per seed and width, their errors averaged) and train one-hidden-layer networks ({', '.join(escape(LABELS[a].removeprefix('trained ')) for a in summary['activations'])})"
-        f" with {escape(experiment.train.optimizer.capitalize())} on the full batch of \\{prefix}NTrain{{}}"
+        f" with {named(OPTIMIZER_NAMES, experiment.train.optimizer)} on the full batch of \\{prefix}NTrain{{}}"
         f" noiseless samples for \\{prefix}Epochs{{}} epochs (mean squared error, learning rate"
         f" {fmt(experiment.train.lr)}, {escape(experiment.train.lr_schedule)} schedule). The relative error"
         f" $\\norm{{\\hat f - f}}^2/\\norm{{f}}^2$ is measured on \\{prefix}NTest{{}} test points; seeds"

@@ -65,7 +65,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
+from mathdl.report import (
+    ACTIVATION_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name,
+    escape, figure_tex, fmt, named, slug,
+)
 from mathdl.tables import json_number, mean_ci_dict
 
 METHODS = ("random_features", "network")
@@ -134,11 +137,6 @@ FIGURES = {
     "network": ("nn_double_descent", "nn_learning_curves"),
 }
 METHOD_NAMES = {"random_features": "random features", "network": "two-layer networks"}
-OPTIMIZER_NAMES = {"gd": "gradient descent", "sgd": "SGD", "momentum": "heavy-ball momentum",
-                   "nesterov": "Nesterov momentum", "adagrad": "AdaGrad", "adam": "Adam"}
-ACTIVATION_NAMES = {"relu": "ReLU", "logistic": "logistic", "tanh": "tanh", "softplus": "soft-plus",
-                    "identity": "linear", "step": "step"}
-LOSS_NAMES = {"mse": "squared", "cross_entropy": "cross-entropy", "hinge": "multiclass hinge"}
 
 
 # ----------------------------------------------------------------------------- the mathematics
@@ -279,10 +277,6 @@ def compute(group, data, device):
     from mathdl.engine import TrainResult
 
     start = time.perf_counter()
-    swept = sorted({key for r in group.runs for key, _ in r.point} - set(SWEEPABLE))
-    if swept:
-        raise ValueError(f"study double_descent sweeps only {', '.join(SWEEPABLE)}; "
-                         f"set {', '.join(swept)} in the experiment instead of sweeping it")
     params = group.runs[0].params
     compute_method: Callable = _METHODS[params["method"]]
     metrics, runs, used = compute_method(group, data, params, device)
@@ -639,7 +633,7 @@ def _is_two_layer(model: dict) -> bool:
 
 def _depth_text(model: dict) -> str:
     """'one hidden ReLU layer', '3 residual blocks of tanh units', ..."""
-    act = ACTIVATION_NAMES.get(model["activation"], escape(model["activation"]))
+    act = named(ACTIVATION_NAMES, model["activation"])
     if model["residual"]:
         return f"{model['depth']} residual blocks of {act} units"
     return f"one hidden {act} layer" if model["depth"] == 1 else f"{model['depth']} hidden {act} layers"
@@ -656,10 +650,10 @@ def _network_text(p: str, s: str, summary: dict, conds: dict, figure_dir: str, l
         r"with the squared loss on one-hot targets, fitting $n$ points is $nK$ equations, so counting parameters puts "
         r"the threshold at $p=nK$ \citep{belkin2019reconciling}, the count at which random features cross it as well "
         r"($NK=nK$). "
-        f"All seeds of a width trained together by {OPTIMIZER_NAMES.get(t['optimizer'], escape(t['optimizer']))} "
+        f"All seeds of a width trained together by {named(OPTIMIZER_NAMES, t['optimizer'])} "
         f"(step {fmt(t['lr'])}, {escape(t['lr_schedule'])} schedule, "
         + ("full batch" if t["batch_size"] == 0 else f"batches of {fmt(t['batch_size'])}")
-        + f") on the {LOSS_NAMES.get(t['loss'], escape(t['loss']))} loss for \\{p}NnEpochs{{}} epochs"
+        + f") on the {named(LOSS_NAMES, t['loss'])} loss for \\{p}NnEpochs{{}} epochs"
         + (r" \citep{kingma2015adam}" if t["optimizer"] == "adam" else "") + ".",
         f"Figure~\\ref{{fig:{s}-nn}}: with label noise \\{p}Noise{{}} the final test error rate peaks at "
         f"$p/(nK)=\\{p}NnPeakRatio$ [\\{p}NnPeakRatioLow, \\{p}NnPeakRatioHigh], \\{p}NnPeakOverBest{{}} "
@@ -767,8 +761,8 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         r"known in closed form and diverges at the threshold \citep{advani2020high,hastie2022surprises,"
         r"mei2022generalization}.",
         "",
-        f"Data: \\{p}NTrain{{}} training and \\{p}NTest{{}} test images of the digits data set "
-        f"\\citep{{alpaydin1998optical}} ($d=\\{p}InputDim$ standardized features, $K=\\{p}NumOutputs$ classes, so "
+        f"Data: \\{p}NTrain{{}} training and \\{p}NTest{{}} test images of {data_set_name(experiment.task.name)} "
+        f"($d=\\{p}InputDim$ standardized features, $K=\\{p}NumOutputs$ classes, so "
         f"$nK=\\{p}NK$); a fraction of the training labels, the label noise, is replaced by uniformly random labels, "
         f"the test labels are clean. Errors are final, after the closed-form fit or the last epoch; nothing is "
         f"selected, and the test set is never used for a choice. \\{p}NumSeeds{{}} seeds draw the random features and "

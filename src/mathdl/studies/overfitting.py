@@ -117,6 +117,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
     },
 }
 
+SWEEPABLE: tuple[str, ...] = ()  # one configuration, computed in one group
 CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 FIGURES = ("u_curve", "poly_fits", "regularization_paths", "regularization_error", "svm_margins", "feature_map")
 SVM_SETS = ("separable", "overlapping", "featuremap")
@@ -419,11 +420,6 @@ def compute(group, data, device):
     from mathdl.engine import TrainResult
 
     start = time.perf_counter()
-    swept = sorted({k for r in group.runs for k, _ in r.point})
-    if swept:
-        raise ValueError(
-            f"study overfitting computes one configuration; set params instead of sweeping {', '.join(swept)}"
-        )
     params = group.runs[0].params
     if params["poly_max_degree"] > params["poly_points"] - 1:
         raise ValueError(

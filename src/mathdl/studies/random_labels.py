@@ -55,12 +55,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
+from mathdl.report import (
+    OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex, fmt, named,
+    slug,
+)
 from mathdl.tables import json_number, mean_ci_dict
 
 NOISE_KEY = "task.label_noise"
 # Sweep keys this study understands: the label-noise level, and the data draw as a replicate.
-ALLOWED_SWEEP = (NOISE_KEY, "task.seed")
+SWEEPABLE = (NOISE_KEY, "task.seed")
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -84,14 +87,7 @@ CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the rep
 FIGURES = ("accuracy_vs_corruption", "train_error_curves", "fit_time_and_complexity")
 SELECTION = "final epoch (no model selection; the validation split is not used)"
 DATA_METRICS = ("arora_complexity", "arora_complexity_onehot", "gram_min_eigenvalue", "n_classes")
-DATA_TEXT = {
-    "digits": r"scikit-learn's digits \citep{alpaydin1998optical}",
-    "mnist": r"MNIST \citep{lecun1998gradient}",
-    "fashion_mnist": r"Fashion-MNIST \citep{xiao2017fashion}",
-    "cifar10": r"CIFAR-10 \citep{krizhevsky2009learning}",
-}
-OPTIMIZER_TEXT = {"gd": "full-batch gradient descent", "sgd": "SGD", "momentum": "SGD with momentum",
-                  "nesterov": "Nesterov's method", "adagrad": "AdaGrad", "adam": "Adam"}
+
 
 
 # ----------------------------------------------------------------------------- the mathematics
@@ -150,22 +146,12 @@ def epochs_to_fit(epochs, errors, n_train: int) -> tuple[float, float]:
 # ----------------------------------------------------------------------------- compute
 
 
-def _check_sweep(keys) -> None:
-    other = sorted(set(keys) - set(ALLOWED_SWEEP))
-    if other:
-        raise ValueError(
-            f"study random_labels compares label-noise levels; it sweeps {NOISE_KEY} (and task.seed for "
-            f"repeated data draws) only, not {', '.join(other)}"
-        )
-
-
 def compute(group, data, device):
     """Train the group's runs (one label-noise level, all seeds batched) with the engine, and add the
     Arora et al. complexity of this group's training set to every run (split train, epoch 0)."""
     from mathdl import engine
 
     start = time.perf_counter()
-    _check_sweep({k for r in group.runs for k, _ in r.point})
     if data.kind != "classification":
         raise ValueError("study random_labels needs a classification task (random labels), e.g. task.name: digits")
     result = engine.train(group, data, device)
@@ -244,7 +230,6 @@ def _data_draws(r: pd.DataFrame) -> pd.DataFrame:
 
 def analyze(tables, experiment) -> dict:
     """Per p: final accuracies, epochs to fit and Arora's complexity / n; the issue's headline numbers."""
-    _check_sweep([k for k, _ in experiment.sweep])
     r = run_table(tables)
     noise = sorted(r["label_noise"].unique())
     draws = _data_draws(r)
@@ -443,7 +428,7 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
     depth = words[summary["depth"]] if summary["depth"] < len(words) else str(summary["depth"])
     activation = "ReLU" if summary["activation"] == "relu" else escape(summary["activation"])
     arch = f"{depth} hidden {activation} layer{'s' if summary['depth'] > 1 else ''} of width \\{p}Width{{}}"
-    data_text = DATA_TEXT.get(summary["task"], escape(summary["task"]))
+    data_text = data_set_name(summary["task"])
     bound_text = (
         f"The bound itself, $\\sqrt{{2y^\\top(H^\\infty)^{{-1}}y/n}}$, is \\{p}AroraBoundMin{{}} at its smallest "
         f"over $p$" + (r", above 1 and so empty for a loss in $[0,1]$ at this sample size: the ordering, not the "
@@ -470,7 +455,7 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
         f"in $K={fmt(summary['n_classes'])}$ classes{' (standardized features)' if summary['standardize'] else ''}, "
         r"and replaced a fraction $p$ of the training labels by uniformly random ones (a redrawn label keeps its "
         r"value with probability $1/K$; test labels stay clean). Networks with "
-        f"{arch} were trained by {escape(OPTIMIZER_TEXT.get(summary['optimizer'], summary['optimizer']))} "
+        f"{arch} were trained by {named(OPTIMIZER_NAMES, summary['optimizer'])} "
         f"(step \\{p}LearningRate, batch \\{p}BatchSize) on the {escape(summary['loss'].replace('_', ' '))} loss "
         f"for \\{p}Epochs{{}} epochs, \\{p}NumSeeds{{}} initializations per $p$; accuracies are those of the final "
         f"epoch (no model selection), and the epochs to fit are the first recorded epoch with no misclassified "

@@ -60,7 +60,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
+from mathdl.report import (
+    LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex,
+    fmt, named, slug,
+)
 from mathdl.tables import json_number, mean_ci_dict
 
 PARTS = ("ridge", "networks")
@@ -148,6 +151,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
     },
 }
 
+SWEEPABLE = ("params.part",)  # each part computes its grids from params
 CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 FIGURES = ("ridge_risk", "nn_test_error", "nn_gap_heatmaps")
 CURVES = ("none", "early_stopping", "best_weight_decay", "best_dropout")
@@ -170,7 +174,6 @@ REDUCTION_KEYS = {"early_stopping": "nn_peak_reduction_early_stopping",
                   "best_weight_decay": "nn_peak_reduction_weight_decay",
                   "best_dropout": "nn_peak_reduction_dropout"}
 MONOTONE_RTOL = 1e-9  # round-off allowed when checking that a risk curve never increases
-LOSS_NAMES = {"mse": "squared", "cross_entropy": "cross-entropy", "hinge": "multiclass hinge"}
 
 
 # ----------------------------------------------------------------------------- ridge: the mathematics
@@ -329,9 +332,6 @@ def compute(group, data, device):
     from mathdl.engine import TrainResult
 
     start = time.perf_counter()
-    swept = sorted({k for r in group.runs for k, _ in r.point} - {"params.part"})
-    if swept:
-        raise ValueError(f"study regularization sweeps inside; set params instead of sweeping {', '.join(swept)}")
     part = group.runs[0].params["part"]
     try:
         compute_part = COMPUTE_PARTS[part]
@@ -826,11 +826,11 @@ def _networks_report(experiment, summary: dict, p: str, s: str, figure_dir: str,
                 r" made there.")
     text = "\n".join([
         r"\paragraph{Networks: setup.}",
-        f"On the digits \\citep{{alpaydin1998optical}} (\\{p}NetTrain{{}} training, \\{p}NetVal{{}} validation"
+        f"On {data_set_name(experiment.task.name)} (\\{p}NetTrain{{}} training, \\{p}NetVal{{}} validation"
         f" and \\{p}NetTest{{}} test images, \\{p}NetNoise\\% of the training and validation labels replaced by"
         r" random ones, clean test labels) we trained one-hidden-layer ReLU networks of widths"
-        f" \\{p}NetMinWidth{{}} to \\{p}NetMaxWidth{{}} with {escape(t.optimizer.capitalize())} on {batch}"
-        f" (learning rate {fmt(t.lr)}, \\{p}NetEpochs{{}} epochs, {LOSS_NAMES.get(t.loss, escape(t.loss))} loss"
+        f" \\{p}NetMinWidth{{}} to \\{p}NetMaxWidth{{}} with {named(OPTIMIZER_NAMES, t.optimizer)} on {batch}"
+        f" (learning rate {fmt(t.lr)}, \\{p}NetEpochs{{}} epochs, {named(LOSS_NAMES, t.loss)} loss"
         f"{' on one-hot targets' if t.loss == 'mse' else ''}), at every width with weight decay"
         f" \\citep{{krogh1992simple}} $\\in\\{{{wds}\\}}$ and, separately, dropout \\citep{{srivastava2014dropout}}"
         f" at rates $\\{{{drops}\\}}$, \\{p}NumSeeds{{}} seeds each. Every network trains to the last epoch;"

@@ -56,7 +56,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
+from mathdl.report import (
+    OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex, fmt, named,
+    slug,
+)
 from mathdl.tables import json_number, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -95,7 +98,7 @@ SHALLOW_DEPTH, DEEP_DEPTH = 8, 32
 N_BOOT = 200
 GRAD_METRIC = "grad_norm_layer"  # + l, l = 1, 2, ... in forward order (the engine's layer numbering)
 # The analysis compares runs by (architecture, depth, lr, seed): any other swept key would be mixed in.
-SWEEP_KEYS = ("model.depth", "model.residual", "train.lr")
+SWEEPABLE = ("model.depth", "model.residual", "train.lr")
 REAL_DATA_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}  # else task.n_classes
 
 
@@ -152,19 +155,10 @@ def initial_gradient_norms(group, data, device: str = "cpu", memory_bytes: int =
     return pd.DataFrame(rows, columns=["run_id", "epoch", "split", "metric", "value"])
 
 
-def check_sweep(keys) -> None:
-    """Refuse sweep keys other than SWEEP_KEYS (before any training)."""
-    extra = sorted(set(keys) - set(SWEEP_KEYS))
-    if extra:
-        raise ValueError(f"study residual sweeps only {', '.join(SWEEP_KEYS)}; run other values of "
-                         f"{', '.join(extra)} as separate experiments")
-
-
 def compute(group, data, device="cpu"):
     """The engine's training of the group, plus each run's per-layer gradient norms at initialization."""
     from mathdl import engine
 
-    check_sweep(k for r in group.runs for k, _ in r.point)
     start = time.perf_counter()
     result = engine.train(group, data, device)
     grads = initial_gradient_norms(group, data, device)
@@ -267,7 +261,6 @@ def _loss_ratio(chosen: pd.DataFrame, arch: str, shallow: int, deep: int) -> dic
 def analyze(tables, experiment) -> dict:
     """Final losses and errors per architecture and depth at the selected lr (mean and CI over seeds),
     the degradation ratio, and the gradient norms at initialization."""
-    check_sweep(k for k, _ in experiment.sweep)
     runs = per_run(tables)
     best = best_learning_rates(runs)
     chosen = selected_runs(runs, best)
@@ -459,8 +452,6 @@ def _mean(entry) -> float | None:
 
 INIT_NAMES = {"he": "He", "pytorch": "PyTorch's default", "glorot": "Glorot", "uniform": "uniform",
               "ntk": "NTK-parametrized"}
-OPTIMIZER_NAMES = {"gd": "full-batch gradient descent", "sgd": "SGD", "momentum": "heavy-ball SGD",
-                   "nesterov": "Nesterov SGD", "adagrad": "AdaGrad", "adam": "Adam"}
 # A first-layer gradient this many times smaller than the read-out's counts as vanishing.
 VANISHING_RATIO = 0.1
 
@@ -580,11 +571,10 @@ def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
                  f"(last epoch; means over \\{p}NumSeeds{{}} seeds)."),
         label=f"tab:{s}")
     init = INIT_NAMES.get(summary["init"], escape(summary["init"]))
-    task_text = "scikit-learn's $8\\times8$ digits \\citep{alpaydin1998optical}" if summary["task"] == "digits" \
-        else f"the {escape(summary['task'])} task"
+    task_text = data_set_name(summary["task"])
     chance = f" (chance level $\\log {summary['n_classes']}=\\{p}ChanceLoss$)" if summary["chance_loss"] else ""
     grad_sentence, grad_conclusion = _gradient_words(summary, p)
-    optimizer = OPTIMIZER_NAMES.get(summary["optimizer"], escape(summary["optimizer"]))
+    optimizer = named(OPTIMIZER_NAMES, summary["optimizer"])
     if summary["optimizer"] in ("momentum", "nesterov", "adam"):
         optimizer += f" (momentum \\{p}Momentum)"
     section = "\n".join([
