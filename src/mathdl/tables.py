@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 
 
+CI_LEVEL = 0.95  # confidence level of the intervals in every summary.json and report
+
+
 @dataclass(frozen=True)
 class Tables:
     metrics: pd.DataFrame
@@ -30,7 +33,7 @@ class Tables:
         return self.metrics.merge(self.runs, on="run_id", how="left")
 
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(values, level: float = CI_LEVEL) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval of the mean; the interval is NaN for one value."""
     from scipy import stats  # here, not at import: every Snakemake parse imports this module
 
@@ -53,7 +56,7 @@ def json_number(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def mean_ci_dict(values, level: float = 0.95) -> dict:
+def mean_ci_dict(values, level: float = CI_LEVEL) -> dict:
     """``mean_ci`` as summary.json holds it: {mean, ci_low, ci_high}, None where undefined."""
     mean, lo, hi = mean_ci(values, level)
     return {"mean": json_number(mean), "ci_low": json_number(lo), "ci_high": json_number(hi)}

@@ -36,7 +36,7 @@ import pandas as pd
 from mathdl.report import (
     OPTIMIZER_NAMES, ReportPiece, booktabs_table, escape, figure_tex, fmt, named, slug,
 )
-from mathdl.tables import loglog_slope, mean_ci_dict
+from mathdl.tables import CI_LEVEL, loglog_slope, mean_ci_dict
 
 ACTIVATIONS = ("relu", "logistic", "softplus")
 TARGETS = ("teacher", "bump")
@@ -108,7 +108,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
     },
 }
 
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 FIGURES = ("error_vs_width",)
 UNIT_CHUNK = 4096  # teacher units evaluated at once: (n, chunk) float64 blocks stay small
 LABELS = {"maurey": "Maurey (sampled)", "relu": "trained ReLU", "logistic": "trained logistic",
@@ -240,9 +239,6 @@ def compute(group, data, device):
 
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _test_errors(tables) -> pd.DataFrame:
     """Relative test errors, one row per (target, run, series, width)."""
@@ -258,8 +254,8 @@ def _series_summary(df: pd.DataFrame) -> dict:
     slopes = [loglog_slope(d["width"], d["error"])[0] for _, d in df.groupby("run_id")
               if (d["error"] > 0).all() and d["width"].nunique() > 1]
     return {
-        "slope": _ci(slopes),
-        "errors": {str(int(m)): _ci(d["error"]) for m, d in df.groupby("width", sort=True)},
+        "slope": mean_ci_dict(slopes),
+        "errors": {str(int(m)): mean_ci_dict(d["error"]) for m, d in df.groupby("width", sort=True)},
     }
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
-from mathdl.tables import json_number as _num, mean_ci_dict
+from mathdl.tables import CI_LEVEL, json_number as _num, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -79,7 +79,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
     },
 }
 
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 CROSSOVER_LEVEL = 0.5  # relative kNN error (and histogram TV error) that defines the crossover
 TARGET_VARIANCE = 0.5  # Var f(X) of the sum of sines for X uniform on the cube, at every d
 FIGURES = ("error_vs_dim", "distance_ratio")
@@ -215,9 +214,6 @@ def compute(group, data, device):
 
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _crossover(per_dim: list[dict], key: str) -> int | None:
     for entry in per_dim:
@@ -242,14 +238,14 @@ def analyze(tables, experiment) -> dict:
             "bins_needed": _num(10.0**log10_bins) if log10_bins < 308 else None,
             "log10_bins_needed": log10_bins,
             "points_per_bin": n * 10.0 ** (-log10_bins),
-            "hist_l1": _ci(df["test_hist_l1"]),
-            "hist_tv": _ci(df["test_hist_tv"]),
+            "hist_l1": mean_ci_dict(df["test_hist_l1"]),
+            "hist_tv": mean_ci_dict(df["test_hist_tv"]),
             "hist_l1_theory": expected_uniform_l1(n, dim, m),
             "hist_tv_theory": expected_uniform_l1(n, dim, m) / 2,
-            "empty_share": _ci(df["train_empty_share"]),
+            "empty_share": mean_ci_dict(df["train_empty_share"]),
             "empty_share_theory": expected_empty_share(n, dim, m),
-            "knn_relative_mse": _ci(df["test_knn_relative_mse"]),
-            "distance_ratio": _ci(df["test_distance_ratio"]),
+            "knn_relative_mse": mean_ci_dict(df["test_knn_relative_mse"]),
+            "distance_ratio": mean_ci_dict(df["test_distance_ratio"]),
         })
     dims = [e["dim"] for e in per_dim]
     return {

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
-from mathdl.tables import json_number as _num, mean_ci_dict
+from mathdl.tables import CI_LEVEL, json_number as _num, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -101,7 +101,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
     },
 }
 
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 EXACT_TOL = 1e-10  # an L2 error below this counts as an exact fit
 FIGURES = ("sawtooth", "shallow_fit", "radial")
 ARCHS = ("shallow", "deep")  # two-layer (one hidden layer) and three-layer (two hidden layers)
@@ -339,9 +338,6 @@ def compute(group, data, device):
 
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _sawtooth_summary(metrics: pd.DataFrame) -> dict:
     """Part (a) from one run (its rows are the same for every run)."""
@@ -388,10 +384,10 @@ def _radial_summary(final: pd.DataFrame) -> dict:
         "deep_params": int(row["deep_params"]),
         "n_seeds": int(len(final)),
         "n_diverged": int(final["diverged"].sum()),
-        "test_mse": {"shallow": _ci(shallow), "deep": _ci(deep)},
-        "train_mse": {"shallow": _ci(final["train_shallow_mse"]), "deep": _ci(final["train_deep_mse"])},
-        "test_relative_mse": {"shallow": _ci(final["test_shallow_relative_mse"]),
-                              "deep": _ci(final["test_deep_relative_mse"])},
+        "test_mse": {"shallow": mean_ci_dict(shallow), "deep": mean_ci_dict(deep)},
+        "train_mse": {"shallow": mean_ci_dict(final["train_shallow_mse"]), "deep": mean_ci_dict(final["train_deep_mse"])},
+        "test_relative_mse": {"shallow": mean_ci_dict(final["test_shallow_relative_mse"]),
+                              "deep": mean_ci_dict(final["test_deep_relative_mse"])},
         # The headline: the ratio of the seed means; beside it the mean of the per-seed ratios.
         "mse_ratio_shallow_over_deep": _num(np.nanmean(shallow) / np.nanmean(deep)),
         "mse_ratio_per_seed_mean": _num(np.nanmean(shallow / deep)),

@@ -69,7 +69,7 @@ from mathdl.report import (
     ACTIVATION_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name,
     escape, figure_tex, fmt, named, slug,
 )
-from mathdl.tables import json_number, mean_ci_dict
+from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
 METHODS = ("random_features", "network")
 
@@ -129,7 +129,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
     },
 }
 
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 SWEEPABLE = ("params.method", "task.label_noise")
 COORDINATES = ("width", "n_params", "ratio", "ridge")  # columns added to the metrics table
 FIGURES = {
@@ -312,9 +311,6 @@ _METHODS: dict[str, Callable] = {"random_features": _compute_random_features, "n
 # ----------------------------------------------------------------------------- analyze
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _final_rows(tables) -> pd.DataFrame:
     """Metrics of each run's last epoch at each size, with seed, method and label noise."""
@@ -338,7 +334,7 @@ def _geometric_ci(values) -> dict:
     that span orders of magnitude between seeds, such as the squared error at N = n."""
     v = np.asarray(values, float)
     logs = np.log(v[np.isfinite(v) & (v > 0)])
-    return {k: (None if x is None else math.exp(x)) for k, x in _ci(logs).items()}
+    return {k: (None if x is None else math.exp(x)) for k, x in mean_ci_dict(logs).items()}
 
 
 def _peaks(curve: pd.DataFrame, prefix: str = "", geometric: bool = False) -> dict:
@@ -346,9 +342,9 @@ def _peaks(curve: pd.DataFrame, prefix: str = "", geometric: bool = False) -> di
     peak of the mean curve."""
     stats = np.array([peak_statistics(curve.index, curve[c]) for c in curve.columns]).reshape(-1, 3)
     mean_curve = curve.mean(axis=1, skipna=True)
-    ratio_ci = _geometric_ci if geometric else _ci
+    ratio_ci = _geometric_ci if geometric else mean_ci_dict
     return {
-        f"{prefix}peak_location": {**_ci(stats[:, 0]), "per_seed": [json_number(v) for v in stats[:, 0]]},
+        f"{prefix}peak_location": {**mean_ci_dict(stats[:, 0]), "per_seed": [json_number(v) for v in stats[:, 0]]},
         f"{prefix}peak_over_best_below": ratio_ci(stats[:, 1]),
         f"{prefix}largest_over_best_below": ratio_ci(stats[:, 2]),
         f"{prefix}mean_curve_peak_location": json_number(peak_statistics(mean_curve.index, mean_curve)[0]),
@@ -375,7 +371,7 @@ def _curves_summary(m: pd.DataFrame, keys, ridge: float | None) -> dict:
     out = {}
     for split, metric in keys:
         curve = _curve(m, split, metric, ridge)
-        out[f"{split}_{metric}"] = [_ci(curve.loc[r]) for r in curve.index]
+        out[f"{split}_{metric}"] = [mean_ci_dict(curve.loc[r]) for r in curve.index]
     return out
 
 
@@ -392,13 +388,13 @@ def _random_features_summary(m: pd.DataFrame, ridges) -> dict:
     above = above[above.index >= 1]
     out["max_train_loss_interpolating"] = _largest(above.to_numpy())
     out.update(_best(test))
-    out["test_error_at_threshold"] = _ci(test.loc[1.0]) if 1.0 in test.index else None
+    out["test_error_at_threshold"] = mean_ci_dict(test.loc[1.0]) if 1.0 in test.index else None
     out["ridge"] = {}
     for lam in ridges:
         curve = _curve(m, "test", "error", ridge=lam)
         out["ridge"][f"{lam:g}"] = {
-            "lambda": lam, "test_error": [_ci(curve.loc[r]) for r in curve.index],
-            "test_error_at_threshold": _ci(curve.loc[1.0]) if 1.0 in curve.index else None,
+            "lambda": lam, "test_error": [mean_ci_dict(curve.loc[r]) for r in curve.index],
+            "test_error_at_threshold": mean_ci_dict(curve.loc[1.0]) if 1.0 in curve.index else None,
             **{k: v for k, v in _peaks(curve).items() if k in ("peak_over_best_below", "largest_over_best_below")},
         }
     return out

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
-from mathdl.tables import loglog_slope, mean_ci_dict
+from mathdl.tables import CI_LEVEL, loglog_slope, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -87,7 +87,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
 }
 
 SWEEPABLE: tuple[str, ...] = ()  # every grid is in params, computed in one group
-CI_LEVEL = 0.95
 FIGURES = ("changes_vs_width", "alpha_sweep", "deep_layer_change")
 WIDTH_METRICS = ("weight_change", "ntk_change", "linearization_gap", "kernel_gap", "train_mse", "test_mse",
                  "test_mse_linearized", "test_mse_kernel", "rel_dist_init_engine")
@@ -235,9 +234,6 @@ def compute(group, data, device):
 
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _table(m: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
     """Rows: epoch (width or alpha index); columns: run_id."""
@@ -254,25 +250,25 @@ def analyze(tables, experiment) -> dict:
     summary["widths"] = widths
     for metric in WIDTH_METRICS:
         t = _table(m, "width", metric)
-        summary[metric] = [_ci(t.loc[w]) for w in widths]
+        summary[metric] = [mean_ci_dict(t.loc[w]) for w in widths]
     for metric, key in SLOPE_KEYS.items():
         t = _table(m, "width", metric)
         slopes = [loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
-        summary[key] = _ci(slopes)
+        summary[key] = mean_ci_dict(slopes)
         summary[key]["per_seed"] = [float(s) for s in slopes]
     ratio = _table(m, "width", "test_mse").to_numpy() / _table(m, "width", "test_mse_kernel").to_numpy()
-    summary["test_mse_ratio_net_over_kernel"] = [_ci(r) for r in ratio]
+    summary["test_mse_ratio_net_over_kernel"] = [mean_ci_dict(r) for r in ratio]
     summary["max_train_mse"] = float(_table(m, "width", "train_mse").to_numpy().max())
     alphas = _table(m, "alpha", "alpha").iloc[:, 0].to_numpy()
     summary["alpha_width"] = experiment.params["alpha_width"]
     summary["alphas"] = [float(a) for a in alphas]
     for metric in ("weight_change", "ntk_change", "train_mse", "test_mse"):
         t = _table(m, "alpha", metric)
-        summary[f"alpha_{metric}"] = [_ci(t.loc[i]) for i in t.index]
+        summary[f"alpha_{metric}"] = [mean_ci_dict(t.loc[i]) for i in t.index]
     large = alphas >= 1
     t = _table(m, "alpha", "weight_change")
     summary["alpha_weight_change_slope"] = (
-        _ci([loglog_slope(alphas[large], t[c].to_numpy()[large])[0] for c in t.columns])
+        mean_ci_dict([loglog_slope(alphas[large], t[c].to_numpy()[large])[0] for c in t.columns])
         if large.sum() >= 2 else None
     )
     summary.update(_deep_summary(m, experiment.params))
@@ -290,12 +286,12 @@ def _deep_summary(m: pd.DataFrame, params: dict) -> dict:
     widths = [int(w) for w in tables[1].index]
     out: dict[str, Any] = {"deep_depth": params["deep_depth"], "deep_epochs": params["deep_epochs"],
                            "deep_widths": widths, "deep_layers": layers}
-    out["deep_layer_change"] = {str(w): {str(l): _ci(tables[l].loc[w]) for l in layers} for w in widths}
+    out["deep_layer_change"] = {str(w): {str(l): mean_ci_dict(tables[l].loc[w]) for l in layers} for w in widths}
     out["deep_layer_change_slopes"] = {}
     for l in layers:
         t = tables[l]
         slopes = [loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
-        out["deep_layer_change_slopes"][str(l)] = {**_ci(slopes), "per_seed": [float(v) for v in slopes]}
+        out["deep_layer_change_slopes"][str(l)] = {**mean_ci_dict(slopes), "per_seed": [float(v) for v in slopes]}
     out["deep_max_train_loss"] = float(_table(m, "deep", "train_loss").to_numpy().max())
     return out
 

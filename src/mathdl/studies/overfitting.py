@@ -38,7 +38,7 @@ import pandas as pd
 from numpy.polynomial import legendre
 
 from mathdl.report import ReportPiece, escape, figure_tex, fmt, slug
-from mathdl.tables import mean_ci_dict
+from mathdl.tables import CI_LEVEL, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -118,7 +118,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
 }
 
 SWEEPABLE: tuple[str, ...] = ()  # one configuration, computed in one group
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 FIGURES = ("u_curve", "poly_fits", "regularization_paths", "regularization_error", "svm_margins", "feature_map")
 SVM_SETS = ("separable", "overlapping", "featuremap")
 _STREAMS = {"poly": 0, "paths": 1, "svm": 2}  # one random stream per part: a part's params never move another's data
@@ -447,9 +446,6 @@ def compute(group, data, device):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 
 
@@ -479,13 +475,13 @@ def analyze(tables, experiment) -> dict:
         "degrees": degrees,
         "noise_variance": p["poly_noise"] ** 2,
         "poly_points": p["poly_points"],
-        **{f"poly_{s}_mse": [_ci(curves[s].loc[d]) for d in degrees] for s in curves},
+        **{f"poly_{s}_mse": [mean_ci_dict(curves[s].loc[d]) for d in degrees] for s in curves},
         "best_degree": best,
-        "best_degree_test_mse": _ci(curves["test"].loc[best]),
+        "best_degree_test_mse": mean_ci_dict(curves["test"].loc[best]),
         "best_degree_loo": _argmin_mean(curves["loo"]),
         "max_degree": degrees[-1],
-        "train_mse_at_max_degree": _ci(curves["train"].loc[degrees[-1]]),
-        "test_mse_at_max_degree": _ci(curves["test"].loc[degrees[-1]]),
+        "train_mse_at_max_degree": mean_ci_dict(curves["train"].loc[degrees[-1]]),
+        "test_mse_at_max_degree": mean_ci_dict(curves["test"].loc[degrees[-1]]),
         "interpolates": degrees[-1] == p["poly_points"] - 1,
     })
 
@@ -495,11 +491,11 @@ def analyze(tables, experiment) -> dict:
     for method in ("ridge", "lasso"):
         test = _curve(m, f"{method}_mse", "test")
         i = _argmin_mean(test)
-        summary[f"{method}_test_mse"] = [_ci(test.loc[k]) for k in test.index]
+        summary[f"{method}_test_mse"] = [mean_ci_dict(test.loc[k]) for k in test.index]
         summary[f"best_lambda_{method}"] = float(lambdas[i])
-        summary[f"{method}_test_mse_at_best"] = _ci(test.loc[i])
-        summary[f"{method}_nonzero_at_best"] = _ci(_curve(m, f"{method}_nonzero", "path").loc[i])
-    summary["least_squares_test_mse"] = _ci(_curve(m, "least_squares_mse", "test").loc[0])
+        summary[f"{method}_test_mse_at_best"] = mean_ci_dict(test.loc[i])
+        summary[f"{method}_nonzero_at_best"] = mean_ci_dict(_curve(m, f"{method}_nonzero", "path").loc[i])
+    summary["least_squares_test_mse"] = mean_ci_dict(_curve(m, "least_squares_mse", "test").loc[0])
     summary["true_nonzero"] = int(np.count_nonzero(_curve(m, "beta", "truth").iloc[:, 0]))
     summary["paths_features"] = p["paths_features"]
     summary["paths_train"] = p["paths_train"]
@@ -508,11 +504,11 @@ def analyze(tables, experiment) -> dict:
     fits = m[m["split"] == "fit"].pivot_table(index="run_id", columns="metric", values="value")
     for name in SVM_SETS:
         for key in ("margin", "train_error", "support_vectors"):
-            summary[f"svm_{name}_{key}"] = _ci(fits[f"svm_{name}_{key}"])
+            summary[f"svm_{name}_{key}"] = mean_ci_dict(fits[f"svm_{name}_{key}"])
         summary[f"svm_{name}_train_error_max"] = float(fits[f"svm_{name}_train_error"].max())
     summary["svm_c"] = p["svm_c"]
     summary["svm_points"] = p["svm_points"]
-    summary["featuremap_threshold_error"] = _ci(fits["featuremap_threshold_error"])
+    summary["featuremap_threshold_error"] = mean_ci_dict(fits["featuremap_threshold_error"])
     summary["featuremap_threshold_error_min"] = float(fits["featuremap_threshold_error"].min())
     summary["featuremap_separable_after_map"] = bool(fits["svm_featuremap_train_error"].max() == 0)
     return summary

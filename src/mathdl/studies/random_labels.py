@@ -59,7 +59,7 @@ from mathdl.report import (
     OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex, fmt, named,
     slug,
 )
-from mathdl.tables import json_number, mean_ci_dict
+from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
 NOISE_KEY = "task.label_noise"
 # Sweep keys this study understands: the label-noise level, and the data draw as a replicate.
@@ -83,7 +83,6 @@ DEFAULTS: dict[str, Any] = {
     "plot": {"logx": False},
 }
 
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 FIGURES = ("accuracy_vs_corruption", "train_error_curves", "fit_time_and_complexity")
 SELECTION = "final epoch (no model selection; the validation split is not used)"
 DATA_METRICS = ("arora_complexity", "arora_complexity_onehot", "gram_min_eigenvalue", "n_classes")
@@ -167,9 +166,6 @@ def compute(group, data, device):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _or_nan(value) -> float:
     return math.nan if value is None else float(value)
@@ -242,14 +238,14 @@ def analyze(tables, experiment) -> dict:
             "label_noise": float(p),
             "n_runs": int(len(rp)),
             "n_diverged": int(rp["diverged"].sum()),
-            "train_accuracy": _ci(rp["train_accuracy"]),
-            "test_accuracy": _ci(rp["test_accuracy"]),
-            "epochs_to_fit": _ci(rp["epochs_to_fit"]),  # over the runs that fitted
+            "train_accuracy": mean_ci_dict(rp["train_accuracy"]),
+            "test_accuracy": mean_ci_dict(rp["test_accuracy"]),
+            "epochs_to_fit": mean_ci_dict(rp["epochs_to_fit"]),  # over the runs that fitted
             "fitted_fraction": float(np.isfinite(rp["epochs_to_fit"]).mean()),
-            "arora_complexity_per_n": _ci(dp["complexity_per_n"]),
-            "arora_complexity_onehot_per_n": _ci(dp["arora_complexity_onehot"] / dp["n_train"]),
-            "arora_bound": _ci(dp["bound"]),
-            "gram_min_eigenvalue": _ci(dp["gram_min_eigenvalue"]),
+            "arora_complexity_per_n": mean_ci_dict(dp["complexity_per_n"]),
+            "arora_complexity_onehot_per_n": mean_ci_dict(dp["arora_complexity_onehot"] / dp["n_train"]),
+            "arora_bound": mean_ci_dict(dp["bound"]),
+            "gram_min_eigenvalue": mean_ci_dict(dp["gram_min_eigenvalue"]),
         })
     by_p = {pt["label_noise"]: pt for pt in points}
     clean, full = by_p.get(0.0), by_p.get(1.0)
@@ -299,13 +295,13 @@ def analyze(tables, experiment) -> dict:
         "test_accuracy_full_corruption": full["test_accuracy"] if full else None,
         "spearman_test_accuracy_vs_corruption": json_number(
             _spearman(noise, [_or_nan(pt["test_accuracy"]["mean"]) for pt in points])),
-        "fit_time_ratio": _ci(fit_ratio),
-        "arora_ratio": _ci(arora_ratio),
+        "fit_time_ratio": mean_ci_dict(fit_ratio),
+        "arora_ratio": mean_ci_dict(arora_ratio),
         # Beside them.
         "train_accuracy_min_run": json_number(r["train_accuracy"].min()),
         "fitted_fraction_min": min(pt["fitted_fraction"] for pt in points),
         "test_accuracy_clean": clean["test_accuracy"] if clean else None,
-        "spearman_per_replicate": _ci([_spearman(list(test.columns), row) for _, row in test.iterrows()]),
+        "spearman_per_replicate": mean_ci_dict([_spearman(list(test.columns), row) for _, row in test.iterrows()]),
         "epochs_to_fit_clean": clean["epochs_to_fit"] if clean else None,
         "epochs_to_fit_full_corruption": full["epochs_to_fit"] if full else None,
         "slowest_fit_label_noise": slowest["label_noise"] if slowest else None,

@@ -64,7 +64,7 @@ from mathdl.report import (
     LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex,
     fmt, named, slug,
 )
-from mathdl.tables import json_number, mean_ci_dict
+from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
 PARTS = ("ridge", "networks")
 
@@ -152,7 +152,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
 }
 
 SWEEPABLE = ("params.part",)  # each part computes its grids from params
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 FIGURES = ("ridge_risk", "nn_test_error", "nn_gap_heatmaps")
 CURVES = ("none", "early_stopping", "best_weight_decay", "best_dropout")
 CURVE_LABELS = {
@@ -347,9 +346,6 @@ def compute(group, data, device):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _mean(ci: dict | None) -> float:
     return math.nan if ci is None or ci["mean"] is None else ci["mean"]
@@ -402,8 +398,8 @@ def _ridge_summary(m: pd.DataFrame, params: dict) -> dict:
         "lambda_theory": theory_lambda(d, sigma, r),
         "ridge_n": sizes,
         "ridge_lambda_ratios": ratios,
-        "ridge_risk": {_ratio_key(q): [_ci(exact[:, i, j]) for i in range(len(sizes))] for j, q in enumerate(ratios)},
-        "ridge_risk_simulated": {_ratio_key(q): [_ci(simulated[:, i, j]) for i in range(len(sizes))]
+        "ridge_risk": {_ratio_key(q): [mean_ci_dict(exact[:, i, j]) for i in range(len(sizes))] for j, q in enumerate(ratios)},
+        "ridge_risk_simulated": {_ratio_key(q): [mean_ci_dict(simulated[:, i, j]) for i in range(len(sizes))]
                                  for j, q in enumerate(ratios)},
         "ridgeless_theory": [json_number(ridgeless_expected_risk(n, d, sigma, r)) for n in sizes],
         "best_lambda_over_theory": best,
@@ -415,8 +411,8 @@ def _ridge_summary(m: pd.DataFrame, params: dict) -> dict:
         "optimal_risk_monotone_simulated": int(_is_monotone(np.nanmean(simulated, axis=0)[:, one])),
         "ridgeless_monotone": int(_is_monotone(mean_exact[:, zero])),
         "ridgeless_peak_n": sizes[peak],
-        "ridgeless_peak_risk": _ci(exact[:, peak, zero]),
-        "optimal_risk_at_ridgeless_peak": _ci(exact[:, peak, one]),
+        "ridgeless_peak_risk": mean_ci_dict(exact[:, peak, zero]),
+        "optimal_risk_at_ridgeless_peak": mean_ci_dict(exact[:, peak, one]),
         "ridge_peak_reduction": json_number(mean_exact[peak, zero] / mean_exact[peak, one]),
         "ridge_simulated_max_rel_diff": json_number(np.nanmax(rel)) if rel.size else None,
         "ridge_risk_estimate": "exact expectation over beta* and noise given each design, averaged over designs",
@@ -474,7 +470,7 @@ def find_peak(curve) -> tuple[int, int | None, bool]:
 
 
 def _per_width(df: pd.DataFrame, widths: list, column: str = "test") -> list[dict]:
-    return [_ci(df.loc[df["width"] == w, column]) for w in widths]
+    return [mean_ci_dict(df.loc[df["width"] == w, column]) for w in widths]
 
 
 def _at_width(test: pd.Series, width: int) -> pd.Series:
@@ -529,7 +525,7 @@ def _networks_summary(m: pd.DataFrame, runs: pd.DataFrame, params: dict, experim
         ratios = (_at_width(by_seed["none"], w_peak) / _at_width(by_seed[k], w_peak)).dropna()
         mean_k = _mean(summary["nn_test_error"][k][peak])
         summary[key] = json_number(none[peak] / mean_k) if mean_k > 0 else None
-        summary[f"{key}_per_seed"] = _ci(ratios.to_numpy())
+        summary[f"{key}_per_seed"] = mean_ci_dict(ratios.to_numpy())
     train = np.array([_mean(c) for c in summary["nn_train_error_none"]])
     fits = [w for w, e in zip(widths, train) if e <= params["interpolation_train_error"]]
     summary["nn_interpolation_width"] = fits[0] if fits else None

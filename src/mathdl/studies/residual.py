@@ -60,7 +60,7 @@ from mathdl.report import (
     OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex, fmt, named,
     slug,
 )
-from mathdl.tables import json_number, mean_ci_dict
+from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -86,7 +86,6 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-CI_LEVEL = 0.95
 FIGURES = ("loss_vs_depth", "grad_norm_init", "training_curves", "lr_sensitivity")
 ARCHITECTURES = ("plain", "residual")
 # The depths of plain_loss_ratio_deep_over_shallow, fixed by the key's definition in issue 5.
@@ -170,9 +169,6 @@ def compute(group, data, device="cpu"):
 # ----------------------------------------------------------------------------- analyze
 
 
-def _ci(values) -> dict:
-    return mean_ci_dict(values, CI_LEVEL)
-
 
 def _architecture(residual) -> str:
     return ARCHITECTURES[int(bool(residual))]
@@ -239,7 +235,7 @@ def geometric_mean_ci(ratios) -> dict:
     with an interval that stays positive (ratios of losses spread over orders of magnitude)."""
     r = np.asarray(ratios, dtype=float)
     r = r[np.isfinite(r) & (r > 0)]
-    ci = _ci(np.log(r))
+    ci = mean_ci_dict(np.log(r))
     return {k: None if v is None else json_number(np.exp(v)) for k, v in ci.items()}
 
 
@@ -309,16 +305,16 @@ def analyze(tables, experiment) -> dict:
             at_depth = runs[(runs["architecture"] == arch) & (runs["depth"] == depth)]
             entry["n_diverged"].append(int(at_depth["failed"].sum()))
             for col in ("train_loss", "train_error", "test_error"):
-                entry[col].append(_ci(d[col]) if len(d) else None)
+                entry[col].append(mean_ci_dict(d[col]) if len(d) else None)
             gd = g[g["depth"] == depth].pivot_table(index="seed", columns="layer", values="value")
             if gd.empty:
                 for key in ("grad_norm_first_layer", "grad_norm_last_layer", "grad_norm_ratio_first_over_last"):
                     entry[key].append(None)
                 continue
             first, last = gd[gd.columns.min()], gd[gd.columns.max()]
-            entry["grad_norm_first_layer"].append(_ci(first))
-            entry["grad_norm_last_layer"].append(_ci(last))
-            entry["grad_norm_ratio_first_over_last"].append(_ci(first / last))
+            entry["grad_norm_first_layer"].append(mean_ci_dict(first))
+            entry["grad_norm_last_layer"].append(mean_ci_dict(last))
+            entry["grad_norm_ratio_first_over_last"].append(mean_ci_dict(first / last))
         summary[arch] = entry
 
     summary["plain_loss_ratio_deep_over_shallow"] = _loss_ratio(chosen, "plain", SHALLOW_DEPTH, DEEP_DEPTH)
@@ -327,8 +323,8 @@ def analyze(tables, experiment) -> dict:
     summary["deepest_depth"] = deepest
     for arch in ARCHITECTURES:
         d = chosen[(chosen["architecture"] == arch) & (chosen["depth"] == deepest)]
-        summary[f"{arch}_deepest_train_loss"] = _ci(d["train_loss"]) if len(d) else None
-        summary[f"{arch}_deepest_test_error"] = _ci(d["test_error"]) if len(d) else None
+        summary[f"{arch}_deepest_train_loss"] = mean_ci_dict(d["train_loss"]) if len(d) else None
+        summary[f"{arch}_deepest_test_error"] = mean_ci_dict(d["test_error"]) if len(d) else None
     if "plain" in archs:
         means = {dp: c["mean"] for dp, c in zip(depths, summary["plain"]["train_loss"]) if c and c["mean"] is not None}
         summary["plain_best_depth"] = min(means, key=means.get) if means else None

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
-from mathdl.tables import json_number as _num
+from mathdl.tables import CI_LEVEL, json_number as _num
 
 SAMPLINGS = ("with_replacement", "reshuffle")
 
@@ -117,7 +117,6 @@ PARAMS_SCHEMA: dict[str, Any] = {
 }
 
 FIGURES = ("loss_vs_passes", "loss_vs_seconds", "gradient_check")
-CI_LEVEL = 0.95  # confidence level of the intervals over seeds
 CHECK_CHUNK = 2**20  # indices per chunk of the unbiasedness check (memory)
 
 

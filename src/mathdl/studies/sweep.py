@@ -36,7 +36,6 @@ DEFAULTS: dict[str, Any] = {
     "seeds": [0, 1, 2],
 }
 
-CI_LEVEL = 0.95  # confidence level of the intervals in summary.json and the report
 FIGURES = ("error_vs_x", "learning_curves")
 
 
@@ -46,7 +45,7 @@ def _error_name(experiment) -> str:
 
 def analyze(tables, experiment) -> dict:
     """Mean final errors per sweep point with confidence intervals over seeds; the best point."""
-    from mathdl.tables import mean_ci
+    from mathdl.tables import CI_LEVEL, mean_ci
 
     final = tables.final()
     keys = [k for k, _ in experiment.sweep]
