@@ -216,3 +216,11 @@ def test_gzip_and_plain_files_give_the_same_data(tmp_path):
     b = make_dataset(_task(name="mnist", path=str(tmp_path / "gz"), n_train=20, n_val=0, n_test=12))
     np.testing.assert_array_equal(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.y_test, b.y_test)
+
+
+def test_n_outputs_is_known_before_the_data_are_made():
+    from mathdl.tasks import n_outputs
+
+    assert n_outputs(_task()) == make_dataset(_task()).n_outputs == 10
+    teacher = _task(name="teacher", n_classes=3, input_dim=4)
+    assert n_outputs(teacher) == make_dataset(teacher).n_outputs == 3

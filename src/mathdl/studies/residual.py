@@ -61,6 +61,7 @@ from mathdl.report import (
     slug,
 )
 from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
+from mathdl.tasks import n_outputs
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -98,7 +99,6 @@ N_BOOT = 200
 GRAD_METRIC = "grad_norm_layer"  # + l, l = 1, 2, ... in forward order (the engine's layer numbering)
 # The analysis compares runs by (architecture, depth, lr, seed): any other swept key would be mixed in.
 SWEEPABLE = ("model.depth", "model.residual", "train.lr")
-REAL_DATA_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}  # else task.n_classes
 
 
 def weight_layers(depth: int, residual: bool) -> int:
@@ -264,7 +264,7 @@ def analyze(tables, experiment) -> dict:
     depths = sorted(int(d) for d in runs["depth"].unique())
     archs = [a for a in ARCHITECTURES if a in set(runs["architecture"])]
     model, train, task = experiment.model, experiment.train, experiment.task
-    n_classes = REAL_DATA_CLASSES.get(task.name, task.n_classes)
+    n_classes = n_outputs(task)
     summary: dict[str, Any] = {
         "confidence": CI_LEVEL,
         "selection": ("final epoch; per (architecture, depth) the learning rate with the lowest mean final "

@@ -80,6 +80,13 @@ TASKS: dict[str, Callable[[TaskConfig], Dataset]] = {
 }
 
 
+def n_outputs(task: TaskConfig) -> int:
+    """The classes (or regression outputs) a task's Dataset will have, without making it."""
+    from mathdl.tasks.real import LOADERS, N_CLASSES
+
+    return N_CLASSES if task.name in LOADERS else task.n_classes
+
+
 def make_dataset(task: TaskConfig) -> Dataset:
     try:
         generator = TASKS[task.name]
