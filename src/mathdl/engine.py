@@ -241,9 +241,8 @@ class _Ensemble:
         self.loss_fn = losses.loss_function(cfg.loss)
 
         # 1. Each run's generator draws its initialization first (float32, then cast).
-        self.generators = [torch.Generator().manual_seed(r.seed) for r in self.runs]
-        init = models.init_params(arch, self.generators)
-        self.params = [p.to(dev, self.dtype).requires_grad_() for p in init]
+        self.generators, init = initial_params(self.runs, arch, self.dtype, dev)
+        self.params = [p.requires_grad_() for p in init]
         self.init = [p.detach().clone() for p in self.params]
         hyper = {
             k: torch.tensor([float(getattr(r.train, k)) for r in self.runs], dtype=self.dtype, device=dev).view(m, 1, 1)
@@ -497,6 +496,14 @@ class _EpochOrders:
 
 
 # ----------------------------------------------------------------------------- building groups by hand
+
+
+def initial_params(runs: Sequence[RunSpec], arch: models.Architecture, dtype: torch.dtype,
+                   dev: torch.device) -> tuple[list[torch.Generator], list[torch.Tensor]]:
+    """Each run's generator, seeded with the run's seed, and theta_0 drawn from it first (float32,
+    then cast), stacked over runs: where training starts (and the generators go on from there)."""
+    generators = [torch.Generator().manual_seed(r.seed) for r in runs]
+    return generators, [p.to(dev, dtype) for p in models.init_params(arch, generators)]
 
 
 def make_group(

@@ -117,8 +117,8 @@ def residual_norm_growth(scale: float, depth: int) -> float:
 def initial_gradient_norms(group, data, device: str = "cpu", memory_bytes: int = 2**28) -> pd.DataFrame:
     """||grad_{(W_l, b_l)} L(theta_0)|| of every run and linear layer l: rows of the metrics table.
 
-    theta_0 is drawn exactly as the engine draws it (one generator per run, seeded with the
-    run's seed, ``models.init_params`` in float32, then cast to ``train.dtype``); L is the mean
+    theta_0 is the engine's own start (``engine.initial_params``: one generator per run, seeded
+    with the run's seed, ``models.init_params`` in float32, then cast to ``train.dtype``); L is the mean
     training loss of ``train.loss`` on the whole training split, without dropout or regularizers.
     The split is summed in chunks of points (each weighted by its share) whose activations take about
     ``memory_bytes``, so that deep networks fit in memory.
@@ -130,8 +130,8 @@ def initial_gradient_norms(group, data, device: str = "cpu", memory_bytes: int =
     dev = engine.resolve_device(device)
     dtype = engine.DTYPES[group.train.dtype]
     arch = models.architecture(group.model, data.x_train.shape[1], data.n_outputs)
-    generators = [torch.Generator().manual_seed(r.seed) for r in group.runs]
-    params = [p.to(dev, dtype).requires_grad_() for p in models.init_params(arch, generators)]
+    _, init = engine.initial_params(group.runs, arch, dtype, dev)
+    params = [p.requires_grad_() for p in init]
     loss_fn = losses.loss_function(group.train.loss)
     x = torch.as_tensor(data.x_train).to(dev, dtype)
     y = torch.as_tensor(data.y_train).to(dev)
