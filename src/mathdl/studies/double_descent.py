@@ -69,6 +69,7 @@ from mathdl.report import (
     ACTIVATION_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name,
     escape, figure_tex, fmt, named, slug,
 )
+from mathdl.linalg import ridge_fit
 from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
 METHODS = ("random_features", "network")
@@ -147,24 +148,10 @@ def relu_features(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def least_squares_fits(phi: np.ndarray, y: np.ndarray, ridges) -> list[np.ndarray]:
-    """Output weights B_lambda (N, K) for every lambda in ``ridges``, from one thin SVD phi = U S V^T.
-
-    lambda = 0: B = V S^+ U^T Y, the minimum-norm least-squares solution (singular values below
-    eps max(n, N) s_max count as zero, numpy.linalg.lstsq's cutoff). lambda > 0:
-    B = V diag(s / (s^2 + n lambda)) U^T Y, the minimizer of (1/n)||phi B - Y||^2 + lambda ||B||^2.
-    """
-    u, s, vt = np.linalg.svd(phi, full_matrices=False)  # (n, r), (r,), (r, N), r = min(n, N)
-    uy = u.T @ y  # (r, K)
-    n = phi.shape[0]
-    cutoff = np.finfo(phi.dtype).eps * max(phi.shape) * (s[0] if len(s) else 0.0)
-    fits = []
-    for lam in ridges:
-        if lam == 0:
-            gain = np.divide(1.0, s, out=np.zeros_like(s), where=s > cutoff)
-        else:
-            gain = s / (s**2 + n * lam)
-        fits.append(vt.T @ (gain[:, None] * uy))
-    return fits
+    """Output weights B_lambda (N, K) for every lambda in ``ridges``, from one thin SVD
+    (``linalg.ridge_fit``): lambda = 0, the minimum-norm least-squares solution; lambda > 0, the
+    minimizer of (1/n)||phi B - Y||^2 + lambda ||B||^2, that is ridge_fit's penalty n lambda."""
+    return list(ridge_fit(phi, y, phi.shape[0] * np.asarray(ridges, dtype=float))[0])
 
 
 def width_for_params(target: float, model, input_dim: int, n_outputs: int) -> int:

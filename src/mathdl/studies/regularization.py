@@ -64,6 +64,7 @@ from mathdl.report import (
     LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex,
     fmt, named, slug,
 )
+from mathdl.linalg import ridge_fit
 from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
 PARTS = ("ridge", "networks")
@@ -193,16 +194,6 @@ def conditional_risk(eigenvalues: np.ndarray, dim: int, lambdas: np.ndarray, noi
     a = signal_norm**2 / dim  # E beta*_i^2
     terms = (lam**2 * a + noise**2 * s[None, :]) / (s[None, :] + lam) ** 2  # (L, k)
     return noise**2 + (dim - len(s)) * a + terms.sum(axis=1)
-
-
-def ridge_fit(x: np.ndarray, y: np.ndarray, lambdas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """b_lambda = V diag(s_i / (s_i^2 + lambda)) U^T y for each lambda (lambda = 0: X^+ y), from the
-    SVD X = U diag(s) V^T; also the positive eigenvalues s_i^2 of X^T X. x (n, d) -> ((L, d), (k,))."""
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    positive = s > s.max(initial=0.0) * max(x.shape) * np.finfo(float).eps
-    u, s, vt = u[:, positive], s[positive], vt[positive]
-    filters = s[None, :] / (s[None, :] ** 2 + np.asarray(lambdas, dtype=float)[:, None])  # (L, k)
-    return (filters * (u.T @ y)[None, :]) @ vt, s**2
 
 
 def ridgeless_expected_risk(n: int, dim: int, noise: float, signal_norm: float) -> float:
