@@ -1,4 +1,4 @@
-"""Studies: what an experiment computes, analyses, draws and writes. One module each.
+"""Studies: what an experiment computes, analyses, draws and writes. One folder each.
 
 A study provides ``defaults`` (merged under the experiment's config), ``analyze(tables,
 experiment) -> summary``, ``figures(tables, summary, experiment, plot, outdir) -> names``
@@ -11,29 +11,16 @@ refuses any other (an empty tuple: a study that computes its whole grid in one g
 compute in closed form or without networks give ``compute(group, data, device) ->
 TrainResult`` (the same tidy tables as the engine), and usually ``params_schema``: a JSON
 schema of their own parameters (``experiments.<name>.params``; sweepable as ``params.<key>``).
-Adding a study is adding a module and a line in ``STUDIES`` (and its name in the schema).
+Adding a study is adding a folder ``studies/<name>/`` (a package: ``__init__.py`` with the
+functions above, ``templates/`` with its words); it is found by its folder.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
-
-from mathdl.studies import (
-    approximation,
-    curse,
-    depth_separation,
-    double_descent,
-    lazy_training,
-    optimizers,
-    overfitting,
-    random_labels,
-    regularization,
-    representation,
-    residual,
-    sgd_linear,
-    sweep,
-)
 
 
 @dataclass(frozen=True)
@@ -66,16 +53,13 @@ def _from_module(module) -> Study:
     )
 
 
-STUDIES: dict[str, Study] = {
-    s.name: s
-    for s in map(
-        _from_module,
-        [
-            sweep, optimizers, sgd_linear, overfitting, curse, representation, approximation,
-            depth_separation, lazy_training, double_descent, regularization, random_labels, residual,
-        ],
-    )
-}
+def _discover() -> dict[str, Study]:
+    """Every sub-package of this folder is a study, named after its folder (sorted by name)."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg and not m.name.startswith("_"))
+    return {name: _from_module(importlib.import_module(f"{__name__}.{name}")) for name in names}
+
+
+STUDIES: dict[str, Study] = _discover()
 
 
 def get_study(name: str) -> Study:
