@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from mathdl import models, ntk
@@ -70,4 +71,96 @@ def test_closed_form_gd_on_the_linearized_model_equals_running_it():
 def test_relative_change_and_engine_init():
     p = ntk.init_params(11, 2, seed=3)
     assert ntk.relative_change(p, p) == 0.0
+    assert ntk.relative_change(tuple(3 * t for t in p), p) == pytest.approx(2.0, rel=1e-14)  # ||2 theta_0|| / ||theta_0||
     assert all(float(b.abs().max()) == 0 for b in (p[1], p[3]))  # NTK init: zero biases
+
+
+# ----------------------------------------------------------------------------- lazy-training GD
+
+
+def _plain_network(params, x):
+    """f(theta, x) = W_2 relu(W_1 x / sqrt(d) + b_1) / sqrt(m) + b_2, written out again."""
+    w1, b1, w2, b2 = params
+    m, d = w1.shape
+    return (torch.relu(x @ w1.T / d**0.5 + b1) @ w2[0]) / m**0.5 + b2[0]
+
+
+def _lazy_problem(width=16, d=3, n=8, seed=5):
+    p0 = ntk.init_params(width, d, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    return p0, x, torch.sin(2 * x[:, 0]) + x[:, 1]
+
+
+def test_gradient_descent_starts_from_a_centred_output():
+    p0, x, y = _lazy_problem()
+    assert _plain_network(p0, x).abs().min() > 1e-3  # the uncentred network does not start at 0
+    for alpha in (1.0, 10.0):
+        params, mse = ntk.gradient_descent(p0, x, y, lr=0.1, steps=0, alpha=alpha)
+        assert all(torch.equal(p, q) for p, q in zip(params, p0))
+        # alpha h(theta_0) = 0, so the loss at step 0 is the mean of y^2 whatever alpha and f(theta_0).
+        assert mse == pytest.approx(float((y**2).mean()), rel=1e-14)
+        assert ntk.gradient_descent(p0, x, torch.zeros_like(y), lr=0.1, steps=0, alpha=alpha)[1] == 0.0
+
+
+def test_one_step_of_gradient_descent_by_hand():
+    p0, x, y = _lazy_problem()
+    w1, b1, w2, b2 = p0
+    m, d = w1.shape
+    n, alpha, lr = len(y), 3.0, 0.2
+    # At theta_0 the output alpha h is 0, so the gradient of F = (1/n) sum (alpha h - y)^2 / alpha^2
+    # is (2 / (n alpha)) J^T (0 - y), with J the rows df/dtheta of the (unscaled) network:
+    z = x @ w1.T / math.sqrt(d) + b1  # (n, m)
+    gate = (z > 0).to(z.dtype) * w2[0] / math.sqrt(m)  # df/db_1, (n, m)
+    r = -2.0 / (n * alpha) * y  # dF/df_i, (n,)
+    grads = (
+        (gate * r[:, None]).T @ x / math.sqrt(d),  # dF/dW_1 (m, d)
+        gate.T @ r,  # dF/db_1 (m,)
+        (torch.relu(z).T @ r / math.sqrt(m))[None],  # dF/dW_2 (1, m)
+        r.sum()[None],  # dF/db_2 (1,)
+    )
+    expected = tuple(p - lr * g for p, g in zip(p0, grads))
+    params, mse = ntk.gradient_descent(p0, x, y, lr=lr, steps=1, alpha=alpha)
+    for p, e in zip(params, expected):
+        torch.testing.assert_close(p, e, rtol=1e-12, atol=1e-14)
+    out = alpha * (_plain_network(expected, x) - _plain_network(p0, x))
+    assert mse == pytest.approx(float(((out - y) ** 2).mean()), rel=1e-12)
+
+
+def test_gradient_descent_steps_equal_autograd_on_a_plain_network():
+    p0, x, y = _lazy_problem()
+    alpha, lr, steps = 4.0, 0.3, 5
+    f0 = _plain_network(p0, x)
+    params = [p.clone().requires_grad_() for p in p0]
+    for _ in range(steps):
+        loss = ((alpha * (_plain_network(params, x) - f0) - y) ** 2).mean() / alpha**2
+        grads = torch.autograd.grad(loss, params)
+        params = [(p - lr * g).detach().requires_grad_() for p, g in zip(params, grads)]
+    got, mse = ntk.gradient_descent(p0, x, y, lr=lr, steps=steps, alpha=alpha)
+    for p, e in zip(got, params):
+        torch.testing.assert_close(p, e.detach(), rtol=1e-12, atol=1e-13)
+    final = alpha * (_plain_network([p.detach() for p in params], x) - f0)
+    assert mse == pytest.approx(float(((final - y) ** 2).mean()), rel=1e-12)
+
+
+def test_gradient_descent_at_large_alpha_follows_the_linearized_dynamics():
+    # Chizat et al. (2019): with output scale alpha, theta moves O(1/alpha) and alpha h follows GD
+    # on the linearized model with the alpha = 1 kernel, started from the output 0.
+    p0, x, y = _lazy_problem(width=32)
+    lr, steps = 0.5, 30
+    jac = ntk.jacobian(p0, x)
+    lin_out, _ = ntk.linearized_gd(jac @ jac.T, jac[:0] @ jac.T, torch.zeros_like(y), torch.zeros(0, dtype=y.dtype),
+                                   y, lr, steps)
+    lin_mse = float(((lin_out - y) ** 2).mean())
+    assert lin_mse < 0.5 * float((y**2).mean())  # training got somewhere
+    gaps, moves = {}, {}
+    for alpha in (1.0, 100.0, 1000.0):
+        params, mse = ntk.gradient_descent(p0, x, y, lr=lr, steps=steps, alpha=alpha)
+        out = alpha * (ntk.forward(params, x) - ntk.forward(p0, x))
+        assert mse == pytest.approx(float(((out - y) ** 2).mean()), rel=1e-12)
+        gaps[alpha] = float((out - lin_out).abs().max())
+        moves[alpha] = ntk.relative_change(params, p0)
+    assert gaps[1.0] > 0.05  # at alpha = 1 the network leaves its linearization
+    assert gaps[100.0] / gaps[1000.0] > 5 and gaps[1000.0] < 1e-4  # the gap closes like 1/alpha
+    # The parameters move as 1/alpha (lazy training).
+    assert moves[100.0] / moves[1000.0] == pytest.approx(10.0, rel=0.05)
