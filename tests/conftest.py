@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# One thread: the tests train tiny networks, for which a second thread only adds overhead
+# (50-100x slower on a busy 2-core machine). Workflow jobs set their own threads.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 

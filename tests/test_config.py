@@ -148,7 +148,7 @@ def test_study_params_are_validated_filled_and_sweepable(monkeypatch, tiny_confi
         "additionalProperties": False,
         "properties": {"kappa": {"description": "condition number", "type": "number", "minimum": 1, "default": 10}},
     }
-    monkeypatch.setitem(STUDIES, "toy", Study("toy", {}, sweep.analyze, sweep.figures, sweep.report, None, schema))
+    monkeypatch.setitem(STUDIES, "toy", Study("toy", {}, sweep.analyze, sweep.figures, params_schema=schema))
     study_enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(study_enum, "enum", [*study_enum["enum"], "toy"])
 
@@ -182,3 +182,36 @@ def test_loading_a_plan_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
+
+
+def test_study_enum_of_the_schema_is_the_study_folders():
+    """Adding a study is adding a folder: the schema's enum (documented) lists exactly the folders."""
+    from mathdl.studies import STUDIES
+
+    raw = yaml.safe_load(cfg.schema_path().read_text())
+    assert sorted(raw["$defs"]["experiment"]["properties"]["study"]["enum"]) == sorted(STUDIES)
+
+
+def test_two_experiment_names_with_one_slug_are_refused(tiny_config):
+    exp = tiny_config["experiments"]["exp"]
+    tiny_config["experiments"] = {"a_b": exp, "a-b": exp}
+    with pytest.raises(ConfigError, match="'a_b' and 'a-b' differ only in punctuation"):
+        load_plan(tiny_config)
+
+
+def test_report_section_places_experiments(tiny_config):
+    exp = tiny_config["experiments"]["exp"]
+    tiny_config["experiments"] = {"a": exp, "b": exp, "c": exp}
+    assert load_plan(tiny_config).report.main == ("a", "b", "c")
+    tiny_config["report"] = {"appendix": ["b"]}
+    plan = load_plan(tiny_config)
+    assert plan.report.main == ("a", "c") and plan.report.appendix == ("b",)
+    tiny_config["report"] = {"main": ["c"], "appendix": ["a"]}
+    plan = load_plan(tiny_config)
+    assert plan.report.main == ("c",) and plan.report.appendix == ("a",)
+    for bad, message in [({"main": ["zz"]}, r"report.main\[0\]: no experiment 'zz'"),
+                         ({"main": ["a"], "appendix": ["a"]}, "listed in both"),
+                         ({"appendix": ["a", "a"]}, "listed twice")]:
+        tiny_config["report"] = bad
+        with pytest.raises(ConfigError, match=message):
+            load_plan(tiny_config)

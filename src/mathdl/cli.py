@@ -1,4 +1,5 @@
-"""The ``mathdl`` command: check a plan, list its runs, run the workflow, train one group.
+"""The ``mathdl`` command: check a plan, list its runs, run the workflow, eject an experiment's
+templates, train one group.
 
 Errors in a config print one line naming the key, and exit with status 2.
 """
@@ -80,6 +81,25 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eject(args) -> int:
+    """Copy an experiment's templates to report/experiments/<slug>/: the group edits the words there."""
+    from mathdl import templating
+
+    plan = load_plan(args.config)
+    experiment = plan.experiment(args.experiment)
+    report_dir = _project_root() / "report"
+    try:
+        copied = templating.eject(experiment.study, experiment.name, report_dir)
+    except (FileExistsError, FileNotFoundError) as err:
+        print(f"mathdl: {err}", file=sys.stderr)
+        return 2
+    for path in copied:
+        print(f"wrote {path}")
+    print(f"The build now renders these instead of study {experiment.study}'s templates; the numbers still "
+          f"come from summary.json at every build. Delete the folder to go back.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mathdl",
@@ -100,13 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"YAML plan (default: {DEFAULT_CONFIG})")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("run", help="run the workflow (snakemake) on a config, to results/report/paper.pdf")
+    p = sub.add_parser("run", help="run the workflow (snakemake) on a config, to results/report/<plan>/paper.pdf")
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML plan (default: {DEFAULT_CONFIG})")
     p.add_argument("--cores", default=str(os.cpu_count() or 1), help="parallel jobs/cores (default: all)")
     p.add_argument("--profile", help="a profile under workflow/profiles, e.g. slurm")
     p.add_argument("-n", "--dry-run", action="store_true", help="list the jobs without running them")
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="further arguments for snakemake (after --)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "eject", help="copy an experiment's text templates to report/experiments/ to edit its words",
+        description=(
+            "Copy the LaTeX templates of an experiment's study (its subsection and its slides) to "
+            "report/experiments/<experiment>/. The build then renders your copy instead of the study's, "
+            "with the numbers of the experiment's summary.json at every build."
+        ),
+    )
+    p.add_argument("experiment", help="experiment name")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML plan (default: {DEFAULT_CONFIG})")
+    p.set_defaults(func=cmd_eject)
 
     p = sub.add_parser("train", help="train one group of an experiment outside the workflow")
     p.add_argument("experiment", help="experiment name")

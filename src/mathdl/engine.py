@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mathdl import losses, models, optim
-from mathdl.config import PER_RUN_TRAIN_KEYS, GroupSpec, RunSpec, TrainConfig
+from mathdl.spec import PER_RUN_TRAIN_KEYS, GroupSpec, RunSpec, TrainConfig
 from mathdl.tasks import SPLITS, Dataset
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

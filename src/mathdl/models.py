@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from mathdl.config import ModelConfig
+from mathdl.spec import ModelConfig
 
 
 def _step(h: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; no display on a cluster node
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mathdl.config import PlotConfig  # noqa: E402
+from mathdl.spec import PlotConfig  # noqa: E402
 
 
 def setup(plot: PlotConfig) -> None:

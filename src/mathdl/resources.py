@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from mathdl.config import GroupSpec
+from mathdl.spec import GroupSpec
 
 ASSUMED_FLOPS = 1e9  # a slow CPU core; GPUs are far faster, so the estimate errs long
 MEM_MB_BASE = 1500  # Python, torch and the data; a profile's set-resources can raise it

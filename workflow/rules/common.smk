@@ -6,6 +6,11 @@ from mathdl import resources
 
 EXPERIMENTS = {e.name: e for e in PLAN.experiments}
 RESOLVED = PLAN.resolved
+# Each plan builds its documents in its own folder, results/report/<plan>/: the report
+# section's name, else the plan file's name (config/tiny.yaml -> tiny).
+PLAN_FILE = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
+PLAN_NAME = PLAN.report.name or Path(PLAN_FILE).stem
+REPORT_DIR = f"results/report/{PLAN_NAME}"
 
 
 def canonical(obj):
@@ -20,6 +25,7 @@ wildcard_constraints:
     data_id="[0-9a-f]{10}",
     group="[0-9a-f]{10}",
     doc="paper|slides",
+    plan="[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 def experiment_params(wildcards):
@@ -87,8 +93,19 @@ def report_sources(wildcards):
     return sorted(str(p) for p in Path("report").rglob("*") if p.is_file())
 
 
+def ejected_templates(wildcards):
+    """Experiment templates a group took over (mathdl eject): an edit rerenders the pieces."""
+    return sorted(str(p) for p in Path("report/experiments").rglob("*") if p.is_file())
+
+
+def report_settings():
+    """The plan's report section with main and appendix resolved to experiment names."""
+    return canonical({"main": list(PLAN.report.main), "appendix": list(PLAN.report.appendix),
+                      "survey": PLAN.report.survey})
+
+
 def documents():
-    return expand(rules.compile_document.output[0], doc=["paper", "slides"])
+    return expand(rules.compile_document.output[0], plan=[PLAN_NAME], doc=["paper", "slides"])
 
 
 def _group(wildcards):

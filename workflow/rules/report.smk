@@ -2,17 +2,16 @@ rule report_pieces:
     input:
         summaries=all_summaries,
         figures=all_figure_dirs,
+        templates=ejected_templates,
     output:
-        metadata="results/report/generated/metadata.tex",
-        macros="results/report/generated/macros.tex",
-        experiments="results/report/generated/experiments.tex",
-        slides="results/report/generated/slides.tex",
+        directory("results/report/{plan}/generated"),
     log:
-        "results/logs/report/pieces.log",
+        "results/logs/report/{plan}/pieces.log",
     conda:
         "../../environment.yml"
     params:
         project=canonical(RESOLVED["project"]),
+        report=report_settings(),
         experiments=all_experiment_params,
     script:
         "../scripts/report_pieces.py"
@@ -24,9 +23,9 @@ rule compile_document:
         pieces=rules.report_pieces.output,
         figures=all_figure_dirs,
     output:
-        "results/report/{doc}.pdf",
+        "results/report/{plan}/{doc}.pdf",
     log:
-        "results/logs/report/{doc}.log",
+        "results/logs/report/{plan}/{doc}.log",
     conda:
         "../../environment.yml"
     params:

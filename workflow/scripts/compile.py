@@ -9,7 +9,7 @@ with log_to(snakemake.log[0]):
     compile_document(
         main=f"{doc}.tex",
         sources="report",
-        generated=Path(snakemake.input.pieces[0]).parent,
+        generated=snakemake.input.pieces[0],
         figures=dict(zip(snakemake.params.experiments, snakemake.input.figures)),
         workdir=Path(snakemake.output[0]).parent / "build" / doc,
         output=snakemake.output[0],

@@ -2,7 +2,9 @@
 
 A study provides ``defaults`` (merged under the experiment's config), ``analyze(tables,
 experiment) -> summary``, ``figures(tables, summary, experiment, plot, outdir) -> names``
-and ``report(experiment, summary, figure_dir, macro_prefix) -> ReportPiece``.
+and its words: ``templates/section.tex`` and ``templates/slides.tex`` beside its code,
+rendered from the summary (see :mod:`mathdl.templating`), with an optional
+``context(experiment, summary) -> dict`` of values only the words need.
 
 ``SWEEPABLE`` (optional) lists the sweep keys a study's analysis can tell apart; the plan
 refuses any other (an empty tuple: a study that computes its whole grid in one group).
@@ -29,7 +31,8 @@ class Study:
     defaults: Mapping[str, Any]
     analyze: Callable
     figures: Callable
-    report: Callable
+    report: Callable | None = None  # legacy: words as Python; a study with templates/ has none
+    context: Callable | None = None  # (experiment, summary) -> extra values for its templates
     compute: Callable | None = None
     params_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_PARAMS))
     sweepable: tuple[str, ...] | None = None  # the sweep keys it accepts; None: any
@@ -46,7 +49,8 @@ def _from_module(module) -> Study:
         defaults=module.DEFAULTS,
         analyze=module.analyze,
         figures=module.figures,
-        report=module.report,
+        report=getattr(module, "report", None),
+        context=getattr(module, "context", None),
         compute=getattr(module, "compute", None),
         params_schema=getattr(module, "PARAMS_SCHEMA", NO_PARAMS),
         sweepable=getattr(module, "SWEEPABLE", None),

@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from mathdl.config import TaskConfig
 from mathdl.io import atomic_path
+from mathdl.spec import TaskConfig
 
 SPLITS = ("train", "val", "test")
 

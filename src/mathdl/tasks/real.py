@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from mathdl.config import ConfigError, TaskConfig
+from mathdl.spec import ConfigError, TaskConfig
 from mathdl.tasks.noise import randomize_labels
 
 N_CLASSES = 10

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mathdl.config import TaskConfig
+from mathdl.spec import TaskConfig
 from mathdl.tasks.noise import randomize_labels
 
 

@@ -13,13 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 
 DEFAULTS: dict[str, Any] = {
-    "description": (
-        "How do the train and test error of a one-hidden-layer ReLU network depend on its width "
-        "when a fifth of the training labels are random?"
-    ),
+    "description": "How do the final train and test errors of the networks change along the sweep?",
     "task": {
         "name": "teacher",
         "kind": "classification",
@@ -53,7 +49,9 @@ def analyze(tables, experiment) -> dict:
     grouped = final.groupby(keys, sort=True) if keys else [((), final)]
     for values, df in grouped:
         values = values if isinstance(values, tuple) else (values,)
-        entry = {"point": {k: _plain(v) for k, v in zip(keys, values)}, "n_runs": int(len(df))}
+        entry = {"point": {k: _plain(v) for k, v in zip(keys, values)}, "n_runs": int(len(df)),
+                 "n_diverged": int(df["diverged"].sum())}
+        df = df[~df["diverged"].astype(bool)]  # diverged runs are left out of the means
         for split in ("train", "test"):
             mean, lo, hi = mean_ci(df[f"{split}_error"], CI_LEVEL)
             entry[f"{split}_error"] = {"mean": mean, "ci_low": lo, "ci_high": hi}
@@ -77,6 +75,8 @@ def analyze(tables, experiment) -> dict:
         last = points[-1] if len(keys) == 1 else max(points, key=lambda p: _sortable(p["point"][x]))
         summary["best_x"] = best["point"][x]
         summary["largest_x"] = last["point"][x]
+        first = points[0] if len(keys) == 1 else min(points, key=lambda p: _sortable(p["point"][x]))
+        summary["smallest_x"] = first["point"][x]
         summary["train_error_at_largest_x"] = last["train_error"]["mean"]
         summary["test_error_at_largest_x"] = last["test_error"]["mean"]
     if best is not None:
@@ -151,99 +151,25 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     return names
 
 
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """A subsection with the figure, a table of the sweep and the fitted numbers as macros."""
-    x = summary["x"]
-    s = slug(experiment.name)
+def context(experiment, summary) -> dict:
+    """What the templates need beyond the summary: the swept keys' names, the table's cells."""
+    from mathdl.report import escape, fmt, key_name
+
+    keys = [k for k, _ in experiment.sweep]
     err = summary["error_name"]
-    macros = {
-        f"{prefix}NumRuns": fmt(summary["n_runs"]),
-        f"{prefix}NumDiverged": fmt(summary["n_diverged"]),
-        f"{prefix}FinalEpoch": fmt(summary["final_epoch"]),
-        f"{prefix}BestTestError": fmt(summary.get("best_test_error")),
-    }
-    if x:
-        macros[f"{prefix}BestX"] = fmt(summary["best_x"])
-        macros[f"{prefix}LargestX"] = fmt(summary["largest_x"])
-        macros[f"{prefix}TrainErrorAtLargestX"] = fmt(summary["train_error_at_largest_x"])
-        macros[f"{prefix}TestErrorAtLargestX"] = fmt(summary["test_error_at_largest_x"])
     level = round(100 * summary["confidence"])
-    xname = escape(x) if x else "the configuration"
-    caption = (
-        f"Final train and test {err} against {xname} for {escape(experiment.title)}: "
-        f"mean over {summary['n_seeds']} seeds with a {level}\\% confidence band."
-    )
-    task = experiment.task
-    setup = (
-        f"We trained \\{prefix}NumRuns{{}} networks ({summary['n_seeds']} seeds per point) of depth "
-        f"{experiment.model.depth} with {escape(experiment.model.activation)} activations by "
-        f"{escape(experiment.train.optimizer.upper())} on the {escape(task.name)} task "
-        f"({task.kind}, $d={task.input_dim}$, $n={task.n_train}$ training points, "
-        f"label noise {fmt(task.label_noise)}) for \\{prefix}FinalEpoch{{}} epochs, "
-        f"with the {escape(experiment.train.loss.replace('_', ' '))} loss."
-    )
-    findings = (
-        f"The lowest mean test {err}, \\{prefix}BestTestError, is reached at {xname} $=$ \\{prefix}BestX; "
-        f"at the largest value, \\{prefix}LargestX, the network reaches a train {err} of "
-        f"\\{prefix}TrainErrorAtLargestX{{}} and a test {err} of \\{prefix}TestErrorAtLargestX."
-        if x
-        else f"The mean test {err} is \\{prefix}BestTestError."
-    )
-    diverged = f" \\{prefix}NumDiverged{{}} runs diverged and are left out of the means."
-    header = [escape(x) if x else "point", f"train {err}", f"test {err}", f"{level}\\% CI (test)"]
+
+    def cell(v):
+        return fmt(v) if isinstance(v, (int, float)) else escape(v)
+
+    header = [key_name(k) for k in keys] or ["point"]
+    header += [f"train {err}", f"test {err}", f"{level}\\% CI (test)"]
     rows = []
     for p in summary["points"]:
-        label = ", ".join(f"{fmt(v) if isinstance(v, (int, float)) else escape(v)}" for v in p["point"].values()) or "--"
         te = p["test_error"]
-        rows.append([label, fmt(p["train_error"]["mean"]), fmt(te["mean"]), f"[{fmt(te['ci_low'])}, {fmt(te['ci_high'])}]"])
-    table = booktabs_table(
-        header,
-        rows,
-        caption=f"Final errors of {escape(experiment.title)} (last epoch, not selected on any split).",
-        label=f"tab:{s}",
-    )
-    section = "\n".join(
-        [
-            f"\\subsection{{{escape(experiment.title)}}}",
-            f"\\label{{sec:{s}}}",
-            escape(experiment.description),
-            setup,
-            f"Figure~\\ref{{fig:{s}-error}} and Table~\\ref{{tab:{s}}} show the final errors; "
-            f"Figure~\\ref{{fig:{s}-curves}} the test {err} during training.",
-            findings + diverged,
-            "",
-            figure_tex(
-                figure_dir, "error_vs_x",
-                caption,
-                f"fig:{s}-error", width=r"0.8\linewidth"),
-            "",
-            figure_tex(
-                figure_dir, "learning_curves",
-                f"Test {err} during training for {escape(experiment.title)}, mean over seeds"
-                + (f", one curve per value of {xname}." if x else "."),
-                f"fig:{s}-curves", width=r"0.8\linewidth"),
-            "",
-            table,
-            "",
-        ]
-    )
-    slides = "\n".join(
-        [
-            f"\\begin{{frame}}{{{escape(experiment.title)}}}",
-            r"  \begin{columns}",
-            r"    \begin{column}{0.58\textwidth}",
-            f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/error_vs_x.pdf}}",
-            r"    \end{column}",
-            r"    \begin{column}{0.4\textwidth}\small",
-            r"      \begin{itemize}",
-            f"        \\item \\{prefix}NumRuns{{}} networks, {summary['n_seeds']} seeds",
-            (f"        \\item best test {err}: \\{prefix}BestTestError{{}} at {xname} $=$ \\{prefix}BestX" if x else f"        \\item test {err}: \\{prefix}BestTestError"),
-            (f"        \\item at {xname} $=$ \\{prefix}LargestX: train \\{prefix}TrainErrorAtLargestX, test \\{prefix}TestErrorAtLargestX" if x else ""),
-            r"      \end{itemize}",
-            r"    \end{column}",
-            r"  \end{columns}",
-            r"\end{frame}",
-            "",
-        ]
-    )
-    return ReportPiece(macros=macros, section=section, slides=slides)
+        rows.append([cell(v) for v in p["point"].values()] or ["--"])
+        rows[-1] += [fmt(p["train_error"]["mean"]), fmt(te["mean"]), f"[{fmt(te['ci_low'])}, {fmt(te['ci_high'])}]"]
+    best = summary.get("best")
+    best_point = ", ".join(f"{key_name(k)} $=$ {cell(v)}" for k, v in best["point"].items()) if best else ""
+    return {"keys": keys, "key_names": [key_name(k) for k in keys], "header": header, "rows": rows,
+            "best_point": best_point}
