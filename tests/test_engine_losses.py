@@ -51,3 +51,20 @@ def test_label_losses_refuse_real_targets_and_unknown_names():
             losses.loss_function(name)(out, torch.randn_like(out), K)
     with pytest.raises(ValueError, match="valid: cross_entropy, hinge, mse"):
         losses.loss_function("huber")
+
+
+def test_mse_one_hot_has_every_class_when_the_batch_lacks_some():
+    """The one-hot targets have K rows even when the largest labels are absent from the batch."""
+    out, _ = outputs_and_labels()
+    y = torch.zeros(M, B, dtype=torch.int64)  # only class 0 of K = 3
+    ours = losses.squared_error(out, y, K)
+    for m in range(M):
+        assert ours[m].item() == pytest.approx(F.mse_loss(out[m].T, F.one_hot(y[m], K).double()).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "hinge"])
+def test_label_loss_message_names_the_config_key(name):
+    out, _ = outputs_and_labels()
+    with pytest.raises(ValueError) as err:
+        losses.loss_function(name)(out, torch.randn_like(out), K)
+    assert str(err.value) == f"train.loss: {name} needs a classification task"

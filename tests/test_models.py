@@ -142,6 +142,7 @@ def test_init_scales():
         {"activation": "step", "init": "uniform"},
         {"init": "ntk", "output_scale": 5.0},
         {"residual": True, "depth": 3, "residual_scale": 0.5},
+        {"residual": True, "residual_scale": 2.0},
         {"residual": True, "init": "ntk", "activation": "tanh", "output_scale": 0.1},
     ],
     ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default",
@@ -177,3 +178,12 @@ def test_unknown_names_list_the_valid_ones():
         arch_of(activation="gelu")
     with pytest.raises(ValueError, match="valid: .*glorot"):
         arch_of(init="orthogonal")
+
+
+def test_unknown_name_messages_list_every_valid_name():
+    with pytest.raises(ValueError) as err:
+        arch_of(activation="gelu")
+    assert str(err.value) == "unknown activation 'gelu'; valid: identity, logistic, relu, softplus, step, tanh"
+    with pytest.raises(ValueError) as err:
+        arch_of(init="orthogonal")
+    assert str(err.value) == "unknown init 'orthogonal'; valid: glorot, he, ntk, pytorch, uniform"

@@ -117,3 +117,38 @@ def test_unknown_names_list_the_valid_ones():
         optim.make_optimizer("rmsprop", [], hyper_tensors())
     with pytest.raises(ValueError, match="valid: .*cosine"):
         optim.lr_factor("linear", 0, 10)
+
+
+def test_a_group_without_regularizer_keys_takes_plain_steps():
+    """``weight_decay`` and ``l1`` may be absent from the hyperparameters: then g is the gradient."""
+    p = torch.ones(2, 3, 1, dtype=torch.float64)
+    p.grad = torch.full_like(p, 0.5)
+    opt = optim.SGD([p], {"lr": torch.full((2, 1, 1), 0.1, dtype=torch.float64)})
+    assert torch.equal(opt.gradient(p), p.grad)
+    opt.step()
+    torch.testing.assert_close(p, torch.full_like(p, 0.95))
+
+
+@pytest.mark.parametrize("value", [1.0, 0.3])
+def test_regularizers_that_every_model_shares_are_applied(value):
+    """g = grad + wd theta + l1 sign(theta) also when no model of the group has a zero coefficient."""
+    hyper = hyper_tensors({**HYPER, "weight_decay": [value] * M, "l1": [value] * M})
+    p = torch.tensor([-2.0, 0.0, 3.0], dtype=torch.float64).view(1, 3, 1).repeat(M, 1, 1)
+    p.grad = torch.ones_like(p)
+    g = optim.SGD([p], hyper).gradient(p)
+    torch.testing.assert_close(g, p.grad + value * p + value * torch.sign(p))
+
+
+def test_default_step_schedule_keeps_the_learning_rate():
+    """step_epochs = 1 and gamma = 1 by default: the step schedule is then constant."""
+    assert [optim.lr_factor("step", e, 10) for e in range(4)] == [1.0] * 4
+    assert [optim.lr_factor("step", e, 10, gamma=0.5) for e in range(4)] == [1.0, 0.5, 0.25, 0.125]
+
+
+def test_unknown_name_messages_list_every_valid_name():
+    with pytest.raises(ValueError) as err:
+        optim.make_optimizer("rmsprop", [], hyper_tensors())
+    assert str(err.value) == "unknown optimizer 'rmsprop'; valid: adagrad, adam, gd, momentum, nesterov, sgd"
+    with pytest.raises(ValueError) as err:
+        optim.lr_factor("linear", 0, 10)
+    assert str(err.value) == "unknown lr_schedule 'linear'; valid: constant, cosine, step"
