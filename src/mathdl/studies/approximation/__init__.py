@@ -33,9 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import (
-    OPTIMIZER_NAMES, ReportPiece, booktabs_table, escape, figure_tex, fmt, named, slug,
-)
 from mathdl.tables import CI_LEVEL, loglog_slope, mean_ci_dict
 
 ACTIVATIONS = ("relu", "logistic", "softplus")
@@ -109,6 +106,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
 }
 
 FIGURES = ("error_vs_width",)
+BARRON_EXPONENT = -1.0  # Barron (1993): the squared L^2 error of the best width-m network is O(1/m)
 UNIT_CHUNK = 4096  # teacher units evaluated at once: (n, chunk) float64 blocks stay small
 LABELS = {"maurey": "Maurey (sampled)", "relu": "trained ReLU", "logistic": "trained logistic",
           "softplus": "trained soft-plus"}
@@ -149,6 +147,22 @@ def bump(x: np.ndarray) -> np.ndarray:
     # E exp(-2 t^2) for t ~ U[-1, 1] is sqrt(pi / 2) erf(sqrt 2) / 2, and coordinates are independent.
     per_axis = math.sqrt(math.pi / 2) * math.erf(math.sqrt(2)) / 2
     return np.exp(-(x**2).sum(axis=1)) / math.sqrt(per_axis ** x.shape[1])
+
+
+def bump_barron_bound(dim: int) -> float:
+    """(2 C_{f,B})^2 of the (scaled) bump on the cube B = [-1, 1]^d: Barron's (1993, Theorem 1)
+    bound on the squared L^2(mu) error of the best width-m sigmoidal network is this over m.
+
+    Barron's constant is C_{f,B} = int |omega|_B |f~(omega)| d omega with |omega|_B =
+    sup_{x in B} |omega . x|, which is ||omega||_1 on the cube, and f(x) = int e^{i omega . x}
+    f~(omega) d omega. exp(-||x||^2) is the characteristic function of N(0, 2 I_d), so f~ is s
+    times that density (s = 1 / sqrt(E exp(-2||X||^2)), the scale of ``bump``) and
+    C_{f,B} = s E ||omega||_1 = s d sqrt(2) sqrt(2 / pi) = 2 s d / sqrt(pi). With E f(X)^2 = 1
+    the bound is relative to ||f||^2.
+    """
+    per_axis = math.sqrt(math.pi / 2) * math.erf(math.sqrt(2)) / 2
+    c = 2 * dim / math.sqrt(math.pi) / math.sqrt(per_axis**dim)
+    return (2 * c) ** 2
 
 
 def maurey_network(w: np.ndarray, b: np.ndarray, a: np.ndarray, m: int, rng: np.random.Generator):
@@ -298,14 +312,55 @@ def analyze(tables, experiment) -> dict:
         widths = np.array(summary["widths"], dtype=float)
         expected = np.array([teacher["maurey_expected"]["errors"][str(int(m))]["mean"] for m in widths])
         summary["maurey_constant"] = float(np.mean(expected * widths))
+    summary.update(_readings(tables, summary))
     return summary
+
+
+def _readings(tables, summary: dict) -> dict:
+    """The numbers the words branch on. Maurey's network is informative at a width where its mean
+    relative error is below 1, that of predicting 0; there, how often the trained network of the main
+    activation is better. Barron's bound for the bump; the trained networks' relative train and test
+    errors at the largest width, with their parameter count m (d + 2) + 1 against n_train."""
+    per_target, main, largest = summary["per_target"], summary["main_activation"], summary["widths"][-1]
+    teacher = per_target.get("teacher", {})
+    out: dict[str, Any] = {
+        "barron_exponent": BARRON_EXPONENT,
+        "n_runs": int(len(tables.runs)),
+        "bump_barron_bound": bump_barron_bound(summary["dim"]) if "bump" in per_target else None,
+        "maurey_informative_widths": [],
+        "n_trained_below_maurey_informative": None,
+        "largest_width": largest,
+        "n_params_at_largest_width": largest * (summary["dim"] + 2) + 1,
+    }
+    if "maurey" in teacher:
+        maurey = teacher["maurey"]["errors"]
+        out["maurey_informative_widths"] = sorted(
+            int(m) for m, e in maurey.items() if e["mean"] is not None and e["mean"] < 1)
+        if main in teacher:
+            trained = teacher[main]["errors"]
+            out["n_trained_below_maurey_informative"] = sum(
+                trained[str(m)]["mean"] is not None and trained[str(m)]["mean"] < maurey[str(m)]["mean"]
+                for m in out["maurey_informative_widths"])
+    df = tables.with_params()
+    df = df[(df["split"] == "train") & (df["epoch"] == largest)]
+    if "params.target" not in df:
+        df["params.target"] = "teacher"
+    out["errors_at_largest_width"] = {
+        target: {act: {"train": mean_ci_dict(df[(df["params.target"] == target) & (df["metric"] == act)]["value"])["mean"],
+                       "test": series[act]["errors"][str(largest)]["mean"]}
+                 for act in summary["activations"] if act in series}
+        for target, series in per_target.items()}
+    return out
 
 
 # ----------------------------------------------------------------------------- figures
 
 
 def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
-    """error_vs_width: relative test error against width, log-log, one panel per target."""
+    """error_vs_width: relative test error against width, log-log, one panel per target; each
+    method with its own colour, marker and dashes (trained ReLU and soft-plus get near colours in
+    some palettes). Dotted: relative error 1, that of predicting 0; on the teacher, dashed: Maurey's
+    exact expectation C/m; on the other targets, a guide of slope -1 (Barron's rate)."""
     import seaborn as sns
 
     from mathdl import plots
@@ -316,158 +371,52 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     df["method"] = df["series"].map(LABELS)
     order = [LABELS[s] for s in ("maurey", *summary["activations"]) if LABELS[s] in set(df["method"])]
     palette = dict(zip(order, sns.color_palette(plot.palette, len(order))))
+    markers = dict(zip(order, ("o", "s", "^", "D")))
+    dashes = dict(zip(order, ("", (4, 2), (1, 1.5), (6, 2, 1, 2))))
     targets = summary["targets"]
     fig, axes = plots.new_figure(plot, ncols=len(targets))
     widths = np.array(summary["widths"], dtype=float)
     errorbar = ("ci", round(100 * plot.confidence))
+    legend: dict[str, Any] = {}
     for ax, target in zip(axes, targets):
         sub = df[df["params.target"] == target]
-        sns.lineplot(data=sub, x="width", y="error", hue="method", hue_order=[o for o in order if o in set(sub["method"])],
-                     palette=palette, marker="o", errorbar=errorbar, ax=ax, legend=ax is axes[0])
+        present = [o for o in order if o in set(sub["method"])]
+        sns.lineplot(data=sub, x="width", y="error", hue="method", hue_order=present, style="method",
+                     style_order=present, palette=palette, markers=markers, dashes=dashes,
+                     errorbar=errorbar, ax=ax)
+        ax.axhline(1.0, color="0.3", ls=":", lw=1, label="predicting 0 (relative error 1)")
         if target == "teacher" and summary["maurey_constant"] is not None:
             ax.plot(widths, summary["maurey_constant"] / widths, color="gray", ls="--", lw=1,
                     label=r"Maurey, expected $C/m$")
+        elif LABELS[summary["main_activation"]] in present:
+            first = sub[(sub["method"] == LABELS[summary["main_activation"]]) & (sub["width"] == widths[0])]["error"].mean()
+            ax.plot(widths, first * (widths / widths[0]) ** BARRON_EXPONENT, color="gray", ls="--", lw=1,
+                    label=r"slope $-1$ (Barron's rate)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("width m")
         ax.set_ylabel(r"$\|\hat f - f\|^2 / \|f\|^2$ (test)")
         ax.set_title(target)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if axes[0].get_legend() is not None:
-        axes[0].get_legend().remove()
-    for ax in axes[1:]:
-        for line in ax.get_lines():
-            if line.get_label() == r"Maurey, expected $C/m$":
-                handles.append(line)
-                labels.append(line.get_label())
-    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small")
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=3, fontsize="small")
     return [plots.save(fig, outdir, "error_vs_width", plot)]
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- words
 
 
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection (Barron's theorem, Maurey's sampling, the fitted slopes) and one slide."""
-    s = slug(experiment.name)
-    level = round(100 * summary["confidence"])
+def context(experiment, summary) -> dict:
+    """What the templates need beyond the summary: the methods' names and the table of slopes."""
+    from mathdl.report import escape, fmt
 
-    def slope_macros(name: str, ci: dict | None) -> dict:
-        ci = ci or {}
-        return {f"{prefix}{name}": fmt(ci.get("mean")), f"{prefix}{name}Low": fmt(ci.get("ci_low")),
-                f"{prefix}{name}High": fmt(ci.get("ci_high"))}
-
-    macros = {
-        f"{prefix}NumSeeds": fmt(summary["n_seeds"]),
-        f"{prefix}Dim": fmt(summary["dim"]),
-        f"{prefix}TeacherWidth": fmt(summary["teacher_width"]),
-        f"{prefix}NTrain": fmt(summary["n_train"]),
-        f"{prefix}NTest": fmt(summary["n_test"]),
-        f"{prefix}Epochs": fmt(summary["epochs"]),
-        f"{prefix}WidthMin": fmt(summary["widths"][0]),
-        f"{prefix}WidthMax": fmt(summary["widths"][-1]),
-        f"{prefix}NumDiverged": fmt(summary["n_diverged"]),
-        f"{prefix}BelowMaurey": fmt(None if summary["trained_below_maurey"] is None else 100 * summary["trained_below_maurey"]),
-        f"{prefix}MaureyConstant": fmt(summary["maurey_constant"]),
-        **slope_macros("MaureySlope", summary["maurey_slope"]),
-        **slope_macros("TrainedSlope", summary["trained_slope"]),
-    }
-    main = LABELS[summary["main_activation"]].removeprefix("trained ")
+    names = {s: LABELS[s].removeprefix("trained ") for s in LABELS}
     rows = []
     for target, series in summary["slopes"].items():
         for name, ci in series.items():
             rows.append([escape(target), escape(LABELS.get(name, name)), fmt(ci["mean"]),
                          f"[{fmt(ci['ci_low'])}, {fmt(ci['ci_high'])}]",
                          fmt(summary["per_target"][target][name]["errors"][str(summary["widths"][-1])]["mean"])])
-    table = booktabs_table(
-        ["target", "network", "slope", f"{level}\\% CI", f"error at $m = {summary['widths'][-1]}$"],
-        rows,
-        caption="Log-log slopes of the relative test error against the width (least squares per seed;"
-        f" mean and {level}\\% $t$-interval over {summary['n_seeds']} seeds) and the mean relative error"
-        " at the largest width.",
-        label=f"tab:{s}",
-    )
-    teacher = summary["maurey_slope"] is not None
-    ms = summary["maurey_slope"] or {}
-    inside = ms.get("ci_low") is not None and ms["ci_low"] <= -1.0 <= ms["ci_high"]
-    agrees = "consistent with" if inside else "to be compared with"
-    results = (
-        f"On the teacher, the error of Maurey's sampled network falls with slope \\{prefix}MaureySlope{{}}"
-        f" ({level}\\% CI [\\{prefix}MaureySlopeLow, \\{prefix}MaureySlopeHigh]), {agrees} the theory's $-1$,"
-        f" around its exact expectation $C/m$ with $C = \\{prefix}MaureyConstant$. Trained"
-        f" {escape(main)} networks fall with slope \\{prefix}TrainedSlope{{}} ([\\{prefix}TrainedSlopeLow,"
-        f" \\{prefix}TrainedSlopeHigh]) and beat the sampled network at \\{prefix}BelowMaurey\\% of the"
-        r" widths: Barron's bound is an upper bound from an existence proof, and optimization does"
-        r" far better than sampling at every width, though the slope it reaches is set by the"
-        r" finite sample and the finite training as much as by the approximation rate."
-        if teacher else
-        f"Trained {escape(main)} networks reach the slopes in Table~\\ref{{tab:{s}}}."
-    )
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"\paragraph{Theory.}",
-        r"One-hidden-layer networks with any sigmoidal \citep{cybenko1989approximation} or any"
-        r" bounded non-constant \citep{hornik1991approximation} activation are dense in the continuous"
-        r" functions on compact sets, but density says nothing about how many units a given accuracy"
-        r" needs. \citet{barron1993universal} gave a rate free of the dimension: if"
-        r" $C_f = \int \abs{\omega}\,\abs{\hat f(\omega)}\,d\omega < \infty$, then for every $m$ a"
-        r" network with $m$ sigmoidal units reaches"
-        r" \[ \norm{f_m - f}_{L^2(\mu)}^2 \le \frac{(2 r C_f)^2}{m} \]"
-        r" on a ball of radius $r$. The proof is probabilistic, by Maurey's empirical method"
-        r" \citep{pisier1981remarques}: write $f = \sum_i a_i \varphi_i$ (here a wide ReLU network),"
-        r" draw $m$ units i.i.d.\ with probability $\abs{a_i}/\norm{a}_1$ and give each the weight"
-        r" $\mathrm{sign}(a_i)\norm{a}_1/m$. The sampled network is unbiased, and its expected"
-        r" squared error is exactly $C/m$, $C = \norm{a}_1 \sum_i \abs{a_i}\norm{\varphi_i}^2 - \norm{f}^2$,"
-        r" so some network of width $m$ does at least as well.",
-        "",
-        r"\paragraph{Setup.}",
-        f"Inputs are uniform in $[-1,1]^{{\\{prefix}Dim}}$. The targets are a ReLU teacher of"
-        f" \\{prefix}TeacherWidth{{}} units (directions clustered around a few random unit vectors, the"
-        r" clusters' output weights alternating in sign) and the Gaussian bump $e^{-\norm{x}^2}$, both"
-        r" scaled to $\EE f(X)^2 = 1$. For widths"
-        f" $m$ from \\{prefix}WidthMin{{}} to \\{prefix}WidthMax{{}} we sample Maurey's network from the"
-        f" teacher ({summary['maurey_draws']} independent draws per seed and width, their errors averaged) and train one-hidden-layer networks ({', '.join(escape(LABELS[a].removeprefix('trained ')) for a in summary['activations'])})"
-        f" with {named(OPTIMIZER_NAMES, experiment.train.optimizer)} on the full batch of \\{prefix}NTrain{{}}"
-        f" noiseless samples for \\{prefix}Epochs{{}} epochs (mean squared error, learning rate"
-        f" {fmt(experiment.train.lr)}, {escape(experiment.train.lr_schedule)} schedule). The relative error"
-        f" $\\norm{{\\hat f - f}}^2/\\norm{{f}}^2$ is measured on \\{prefix}NTest{{}} test points; seeds"
-        f" (\\{prefix}NumSeeds) vary the initialization and Maurey's draw, not the data. Slopes are"
-        r" least-squares fits of $\log$ error against $\log m$, one per seed.",
-        "",
-        r"\paragraph{Results.}",
-        results + f" Figure~\\ref{{fig:{s}-error}} shows the errors, Table~\\ref{{tab:{s}}} all slopes."
-        f" \\{prefix}NumDiverged{{}} runs had a diverged fit.",
-        "",
-        figure_tex(
-            figure_dir, "error_vs_width",
-            f"Relative test error against the width $m$ (log-log): Maurey's sampled network"
-            f" (teacher only; dashed: its exact expectation $C/m$) and trained networks, means over"
-            f" \\{prefix}NumSeeds{{}} seeds with {level}\\% bands.",
-            f"fig:{s}-error"),
-        "",
-        table,
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.6\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/error_vs_width.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.38\textwidth}\small",
-        r"      \begin{itemize}",
-        r"        \item Barron: $\|f_m - f\|^2 \le (2rC_f)^2/m$, any dimension",
-        r"        \item Maurey: sample $m$ units with prob.\ $\propto |a_i|$",
-        (f"        \\item sampled slope \\{prefix}MaureySlope{{}} (theory $-1$)" if teacher else ""),
-        (f"        \\item trained {escape(main)} slope \\{prefix}TrainedSlope; below Maurey at \\{prefix}BelowMaurey\\% of widths"
-         if teacher else ""),
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
+    return {"names": names, "activation_names": [names[a] for a in summary["activations"]], "slope_rows": rows}
