@@ -154,7 +154,8 @@ def registered(monkeypatch):
     from mathdl import config as cfg
     from mathdl.studies import STUDIES, Study
 
-    study = Study("optimizers", opt.DEFAULTS, opt.analyze, opt.figures, opt.report, opt.compute, opt.PARAMS_SCHEMA)
+    study = Study("optimizers", opt.DEFAULTS, opt.analyze, opt.figures, context=opt.context, compute=opt.compute,
+                  params_schema=opt.PARAMS_SCHEMA)
     monkeypatch.setitem(STUDIES, "optimizers", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "optimizers"])
@@ -173,8 +174,8 @@ def test_params_are_validated(registered):
 def test_compute_analyze_figures_report(registered, tmp_path):
     from mathdl.config import load_plan
     from mathdl.pipeline import run_parameters
-    from mathdl.report import macro_prefix
     from mathdl.tables import Tables
+    from mathdl.templating import render_experiment
 
     plan = load_plan({"device": "cpu", "experiments": {"opt": {
         "study": "optimizers", "seeds": [0],
@@ -204,12 +205,217 @@ def test_compute_analyze_figures_report(registered, tmp_path):
     for name in names:
         assert (tmp_path / f"{name}.pdf").is_file() and (tmp_path / f"{name}.png").is_file()
 
-    prefix = macro_prefix("opt")
-    piece = opt.report(exp, summary, "figures/opt", prefix)
-    assert all(re.fullmatch(r"[A-Za-z]+", k) and k.startswith(prefix) for k in piece.macros)
-    used = set(re.findall(r"\\(" + prefix + r"[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros), used - set(piece.macros)
-    assert piece.section.startswith(r"\subsection{opt}")
+    piece = render_experiment(exp, summary)
+    assert piece.section.lstrip().startswith(r"\subsection{opt}")
     for name in names:
-        assert f"figures/opt/{name}.pdf" in piece.section
+        assert f"figures/opt/{name}.pdf" in piece.section + piece.slides
     assert r"\begin{frame}" in piece.slides and r"\cite" not in piece.slides
+
+
+# ----------------------------------------------------------------------------- the words (templates)
+
+# The paper's text width (a4, 2.4 cm margins) and the beamer 16:9 frame's, in inches: a figure's
+# fonts print at (their size) x (shown width / drawn width).
+PAPER_TEXT_WIDTH_IN = (210 - 2 * 24) / 25.4
+SLIDE_TEXT_WIDTH_IN = 140 / 25.4
+MIN_PRINTED_PT = 7
+
+
+def _tiny(params, sweep):
+    """A real run of the study at a small size: plan, experiment, tables and its summary (as JSON)."""
+    from mathdl.config import load_plan
+    from mathdl.pipeline import run_parameters
+    from mathdl.tables import Tables
+
+    plan = load_plan({"device": "cpu", "experiments": {"opt": {
+        "study": "optimizers", "seeds": [0], "params": params, "sweep": sweep}}})
+    exp = plan.experiment("opt")
+    metrics, runs = [], []
+    for group in exp.groups:
+        result = opt.compute(group, None, device="cpu")
+        metrics.append(result.metrics)
+        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
+    return plan, exp, tables, json.loads(json.dumps(opt.analyze(tables, exp), allow_nan=False))
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    """Quadratics at kappa 1 and 10 and the lecture landscape, 80 iterations: no method reaches a
+    minimizer of the lecture landscape yet."""
+    return _tiny({"iterations": 80}, {"params.landscape": ["quadratic", "lecture"], "params.kappa": [1, 10]})
+
+
+@pytest.fixture(scope="module")
+def lecture_run():
+    """The lecture landscape alone at the default 500 iterations: the heavy ball ends at (-1, 0),
+    Nesterov and AdaGrad at (1, 2), GD is still on its way to (1, 2)."""
+    return _tiny({}, {"params.landscape": ["lecture"]})
+
+
+def _words(exp, summary) -> tuple[str, str]:
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    return piece.section, piece.slides
+
+
+def _edited(summary, **changes):
+    out = json.loads(json.dumps(summary))
+    out.update(changes)
+    return out
+
+
+def _no_template_slips(text):
+    assert "(s)" not in text and "left out of the means" not in text
+    assert "\\VAR" not in text and "\\BLOCK" not in text and "%%" not in text
+
+
+def test_words_of_a_tiny_run(tiny_run):
+    from mathdl.report import fmt
+
+    _, exp, _, summary = tiny_run
+    section, slides = _words(exp, summary)
+    for text in (section, slides):
+        _no_template_slips(text)
+    assert section.lstrip().startswith(r"\subsection{opt}") and r"\label{sec:opt}" in section
+    for name in ("paths", "suboptimality", "rates"):
+        assert f"figures/opt/{name}.pdf" in section
+    # the numbers the sentences rest on, as the summary has them
+    assert f"differs from $(\\kappa-1)/(\\kappa+1)$ by at most {fmt(summary['gd_rate_error'], 2)}" in section
+    assert "last half of the iterations" in section  # fit_tail 0.5
+    assert r"\num{80}~iterations" in section
+    assert summary["one_step_kappas"] == [1.0]
+    assert "At $\\kappa=\\num{1}$, GD, the heavy ball and Nesterov's method reach $x^\\star$" in section
+    # after 80 iterations no lecture path is within 1% of a minimizer: nothing is said to end anywhere
+    assert summary["lecture_n_reached_minimizers"] == 0
+    assert "No method reached a minimizer in \\num{80}~iterations." in section
+    assert "different minimizers" not in section + slides
+    assert "No run diverged." in section
+    # slides: one figure per frame, each drawn for the frame
+    frames = slides.split(r"\begin{frame}")[1:]
+    assert len(frames) == 3
+    assert [len(re.findall(r"\\includegraphics", f)) for f in frames] == [1, 1, 1]
+    for name in ("slide_quadratic", "slide_lecture", "rates"):
+        assert f"figures/opt/{name}.pdf" in slides
+    assert r"\cite" not in slides and "no method has reached a minimizer" in slides
+
+
+def test_lecture_words_follow_where_the_paths_end(lecture_run):
+    _, exp, _, summary = lecture_run
+    methods = summary["lecture_methods"]
+    mins = [(round(m["x1"]), round(m["x2"])) for m in summary["lecture_minimizers"]]
+    assert mins == [(-1, 0), (1, 2)]
+    assert [methods[m]["approached"] for m in ("gd", "heavy_ball", "nesterov", "adagrad")] == [False, True, True, True]
+    assert [methods[m]["minimizer"] for m in ("heavy_ball", "nesterov", "adagrad")] == [0, 1, 1]
+    assert summary["lecture_reached_minimizers"] == [0, 1]
+    # the final iterates are as far apart as the two minimizers (2 sqrt 2)
+    assert summary["lecture_final_spread_relative"] == pytest.approx(1.0, abs=0.01)
+    section, slides = _words(exp, summary)
+    assert "The methods thus end at different minimizers" in section
+    assert "the heavy ball reaches $(\\num{-1},\\num{0})$" in section
+    assert "Nesterov's method reaches $(\\num{1},\\num{2})$" in section
+    assert "GD is still at distance" in section
+    assert "the methods end at different minimizers" in slides
+    # no quadratic: no rates, no table, no quadratic frame
+    assert "rates.pdf" not in section + slides and r"\begin{table}" not in section
+    assert "slide_quadratic" not in slides and "slide_lecture" in slides
+
+    # every path at the same minimizer
+    same = {m: {**r, "approached": True, "minimizer": 1} for m, r in methods.items()}
+    landscapes = [{**summary["landscapes"][0], "methods": same}]
+    section, slides = _words(exp, _edited(summary, landscapes=landscapes, lecture_methods=same,
+                                          lecture_reached_minimizers=[1], lecture_n_reached_minimizers=1,
+                                          lecture_n_approached=4, lecture_final_spread_relative=0.001))
+    assert "All methods end at the same minimizer" in section and "different" not in section
+    assert "every method reaches the same minimizer, $(\\num{1},\\num{2})$" in slides
+
+    # none there yet
+    away = {m: {**r, "approached": False} for m, r in methods.items()}
+    landscapes = [{**summary["landscapes"][0], "methods": away}]
+    section, slides = _words(exp, _edited(summary, landscapes=landscapes, lecture_methods=away,
+                                          lecture_reached_minimizers=[], lecture_n_reached_minimizers=0,
+                                          lecture_n_approached=0, lecture_rate_error=None))
+    assert "No method reached a minimizer in \\num{500}~iterations." in section
+    assert "reaches $(" not in section and "different minimizers" not in section + slides
+
+
+def test_the_fitted_window_is_the_configured_one(tiny_run):
+    _, exp, _, summary = tiny_run
+    section, _ = _words(exp, _edited(summary, fit_tails=[0.3]))
+    assert section.count(r"over the last \num{30}\,\% of the iterations") == 2  # text and table caption
+    assert "half" not in section
+
+
+def test_rate_words_follow_the_signs_of_the_differences(tiny_run):
+    _, exp, _, summary = tiny_run
+    assert summary["tuned"] and summary["heavy_ball_rate_excess_min"] >= 0
+    section, _ = _words(exp, summary)
+    assert "The fitted rate of the heavy ball exceeds $(\\sqrt\\kappa-1)/(\\sqrt\\kappa+1)$ by" in section
+    assert "the bias of the double root" in section
+    # a fit below the closed form: no "exceeds"
+    section, _ = _words(exp, _edited(summary, heavy_ball_rate_excess_min=-0.01))
+    assert "heavy ball exceeds" not in section
+    assert "The fitted rate of the heavy ball differs from $(\\sqrt\\kappa-1)/(\\sqrt\\kappa+1)$ by at most" in section
+    # steps from the configuration: no closed forms, no double roots
+    section, slides = _words(exp, _edited(summary, tuned=False))
+    assert "double root" not in section + slides and "exceeds" not in section
+    assert "differs from its spectral radius" in section and "closed form of" not in section
+    # a method that never approached x*
+    section, _ = _words(exp, _edited(summary, nesterov_rate_excess=None, nesterov_rate_excess_min=None,
+                                     nesterov_rate_error=None))
+    assert "Nesterov's method did not approach $x^\\star$ in any run" in section
+
+
+def test_adagrad_and_divergence_words(tiny_run):
+    _, exp, _, summary = tiny_run
+    assert summary["adagrad_paths_coincide"]
+    section, _ = _words(exp, summary)
+    assert "AdaGrad's paths for the different $\\kappa$ coincide" in section
+    section, slides = _words(exp, _edited(summary, adagrad_paths_coincide=False, adagrad_kappa_invariance=0.3))
+    assert "coincide" not in section.split("AdaGrad's paths")[1].split(".")[0]
+    assert "differ by up to \\num{0.3}" in section and "differ by up to \\num{0.3}" in slides
+    section, _ = _words(exp, _edited(summary, n_diverged_paths=2))
+    assert r"\num{2} of the \num{12} paths diverged." in section
+    section, _ = _words(exp, _edited(summary, n_diverged_paths=1))
+    assert r"One of the \num{12} paths diverged." in section
+
+
+def test_figures_tell_the_methods_apart_and_print_readably(tiny_run, tmp_path, monkeypatch):
+    from matplotlib.colors import to_rgb
+
+    from mathdl import plots
+
+    plan, exp, tables, summary = tiny_run
+    drawn, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        drawn[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    assert opt.figures(tables, summary, exp, plan.plot, tmp_path) == list(opt.FIGURES) == list(drawn)
+    # one colour and line style per method, the same in every figure; no two colours alike
+    styles = {}
+    for name in ("paths", "suboptimality", "slide_quadratic", "slide_lecture"):
+        for ax in drawn[name].axes:
+            for line in ax.get_lines():
+                if line.get_label() in opt.METHOD_LABELS.values():
+                    style = (to_rgb(line.get_color()), line.get_linestyle())
+                    assert styles.setdefault(line.get_label(), style) == style, (name, line.get_label())
+    assert len(styles) == 4
+    rgb = [np.array(c) for c, _ in styles.values()]
+    # RGB distance: the colour-blind palette's two oranges (#DE8F05, #D55E00), which the heavy ball and
+    # AdaGrad once had, are 0.19 apart; its blue and green 0.30
+    assert min(np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1:]) > 0.25
+    assert len({ls for _, ls in styles.values()}) == 4
+    # every label, tick and legend entry prints at 7 pt or more where the figure is shown
+    shown = {"paths": PAPER_TEXT_WIDTH_IN, "suboptimality": PAPER_TEXT_WIDTH_IN, "rates": 0.8 * PAPER_TEXT_WIDTH_IN,
+             "slide_quadratic": SLIDE_TEXT_WIDTH_IN, "slide_lecture": SLIDE_TEXT_WIDTH_IN}
+    for name, width in shown.items():
+        fig = drawn[name]
+        scale = min(1.0, width / fig.get_size_inches()[0])  # never shown larger than drawn
+        fig.canvas.draw()
+        sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
+                 if t.get_visible() and t.get_text()]
+        assert min(sizes) * scale >= MIN_PRINTED_PT, (name, min(sizes) * scale)

@@ -61,7 +61,6 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import json_number as _num
 
 METHODS = ("gd", "heavy_ball", "nesterov", "adagrad")
@@ -146,8 +145,19 @@ ROUNDOFF_FLOOR = 1e3 * np.finfo(float).eps  # errors below this times ||x*|| are
 UNDERFLOW_FLOOR = 1e-250  # below this, squares of errors underflow
 APPROACHED = 1e-2  # a path approaches x* when its final error is below this times its first
 MIN_FIT_POINTS = 4  # fewer usable points: the method terminated (rate from the last step)
-FIGURES = ("paths", "suboptimality", "rates")
+FIGURES = ("paths", "suboptimality", "rates", "slide_quadratic", "slide_lecture")
 SUBOPTIMALITY_FLOOR = 1e-30  # lower limit of the log axis of f - f*
+# One fixed colour (the colour-blind palette's blue, orange, green and purple), line style and
+# marker per method in every figure, so that no two methods look alike, in colour or in grey.
+METHOD_STYLES = {
+    "gd": {"color": "#0173B2", "linestyle": "-", "marker": "o"},
+    "heavy_ball": {"color": "#DE8F05", "linestyle": "--", "marker": "s"},
+    "nesterov": {"color": "#029E73", "linestyle": "-.", "marker": "^"},
+    "adagrad": {"color": "#CC78BC", "linestyle": ":", "marker": "D"},
+}
+LEGEND_PT, TITLE_PT = 8, 9  # font sizes (pt) at the figure's own size; the paper shrinks paths by 0.9
+SLIDE_FIGSIZE = (6.0, 2.7)  # inches: one panel's paths and f - f* across a 16:9 frame at scale ~1
+ADAGRAD_SAME_PATH = 1e-6  # AdaGrad's paths for different kappa coincide within this times the start's scale
 
 
 # ----------------------------------------------------------------------------- landscapes
@@ -551,12 +561,19 @@ def analyze(tables, experiment) -> dict:
                      if approached else None)
             theory = _num(sc["theory_rate"])
             rate = _num(fit["rate"]) if fit else None
+            xy = mine[(mine["split"] == method) & mine["metric"].isin(["x1", "x2"])]
+            final_point = xy[xy["epoch"] == xy["epoch"].max()].set_index("metric")["value"]
+            at_floor = np.flatnonzero(~(err > float(sc["error_floor"])))
             res = {
                 "lr": float(sc["lr"]),
                 "momentum": _num(sc["momentum"]) if "momentum" in sc and method != "adagrad" else None,
+                "diverged": method in _diverged_methods(row),
                 "approached": approached,
                 "minimizer": int(sc["minimizer"]),
+                "final_point": [float(final_point["x1"]), float(final_point["x2"])],
                 "final_error": _num(err[-1]),
+                # the first iteration at round-off (None: never); 1 at kappa = 1 for the tuned methods
+                "iterations_to_floor": int(at_floor[0]) if len(at_floor) else None,
                 "final_f_gap": _num(gap[-1]),
                 "iterations_run": int(len(err) - 1),
                 "rate": rate,
@@ -579,6 +596,11 @@ def analyze(tables, experiment) -> dict:
             return None
         return max(diffs) if signed else max(abs(d) for d in diffs)
 
+    def least(method):  # the smallest signed difference: negative when a fit is below the theory
+        diffs = [e["methods"][method]["rate_minus_theory"] for e in quad
+                 if method in e["methods"] and e["methods"][method]["rate_minus_theory"] is not None]
+        return min(diffs) if diffs else None
+
     lecture_entry = next((e for e in entries if e["landscape"] == "lecture"), None)
     summary: dict[str, Any] = {
         "methods": [s for s in METHODS if any(s in e["methods"] for e in entries)],
@@ -587,7 +609,10 @@ def analyze(tables, experiment) -> dict:
         "gd_rate_error": worst("gd", signed=False),
         "heavy_ball_rate_excess": worst("heavy_ball", signed=True),
         "heavy_ball_rate_error": worst("heavy_ball", signed=False),
+        "heavy_ball_rate_excess_min": least("heavy_ball"),
         "nesterov_rate_excess": worst("nesterov", signed=True),
+        "nesterov_rate_excess_min": least("nesterov"),
+        "nesterov_rate_error": worst("nesterov", signed=False),
         "adagrad_rate_error": worst("adagrad", signed=False),
         "tuned": all(_is_null(r) for r in tables.runs["params.lr"]) and all(_is_null(r) for r in tables.runs["params.momentum"]),
         # per method, per kappa (per panel label when other parameters are swept too)
@@ -600,7 +625,15 @@ def analyze(tables, experiment) -> dict:
             for method in METHODS
         },
         "n_diverged": int(tables.runs["diverged"].sum()),
+        # paths: one per method and panel; a diverged path is cut at its last finite iterate
+        "n_paths": sum(len(e["methods"]) for e in entries),
+        "n_diverged_paths": sum(r["diverged"] for e in entries for r in e["methods"].values()),
         "iterations": int(tables.runs["params.iterations"].max()),
+        "fit_tails": sorted({float(v) for v in tables.runs["params.fit_tail"]}),
+        # the tuned GD, heavy ball and Nesterov reach x* in one step where kappa = 1 (to round-off)
+        "one_step_kappas": [e["kappa"] for e in quad if _one_step(e)],
+        # the quadratic panel of the slides: the largest kappa (the first such panel)
+        "showcase_kappa": max((e["kappa"] for e in quad), default=None),
     }
     quad_rows = [r for _, r in runs.iterrows() if r["params.landscape"] == "quadratic"]
     groups: dict[str, list] = {}
@@ -608,13 +641,53 @@ def analyze(tables, experiment) -> dict:
         groups.setdefault("|".join(str(r[k]) for k in extras), []).append(r)
     spreads = [d for g in groups.values() if (d := _adagrad_invariance(m, g)) is not None]
     summary["adagrad_kappa_invariance"] = max(spreads) if spreads else None
+    # Same paths up to round-off and eps: within 1e-6 of the start's scale.
+    start_scale = max((max(abs(v) for v in e["start"]) for e in quad), default=1.0) or 1.0
+    summary["adagrad_paths_coincide"] = (summary["adagrad_kappa_invariance"] is not None
+                                         and summary["adagrad_kappa_invariance"] <= ADAGRAD_SAME_PATH * start_scale)
     if lecture_entry is not None:
         summary["lecture_f_star"] = lecture_entry["f_star"]
         summary["lecture_minimizers"] = lecture_entry["minimizers"]
         summary["lecture_methods"] = lecture_entry["methods"]
         diffs = [abs(r["rate_minus_theory"]) for r in lecture_entry["methods"].values() if r["rate_minus_theory"] is not None]
         summary["lecture_rate_error"] = max(diffs) if diffs else None
+        summary.update(_where_paths_end(lecture_entry))
     return summary
+
+
+def _one_step(entry) -> bool:
+    """GD, heavy ball and Nesterov (those run) all at round-off after exactly one step."""
+    momentum = [r for m, r in entry["methods"].items() if m != "adagrad"]
+    return bool(momentum) and all(r["iterations_to_floor"] == 1 for r in momentum)
+
+
+def _where_paths_end(entry) -> dict[str, Any]:
+    """Where the methods end on a landscape with several minimizers: which minimizers the paths
+    reached (final distance below APPROACHED of the initial one), and how far apart the final
+    iterates are, relative to the distance between the two closest minimizers (or, with one
+    minimizer, to the start's distance from it)."""
+    methods = entry["methods"]
+    mins = np.array([[x["x1"], x["x2"]] for x in entry["minimizers"]])
+    ends = np.array([r["final_point"] for r in methods.values()])
+    spread = float(max((np.linalg.norm(a - b) for a in ends for b in ends), default=0.0))
+    if len(mins) > 1:
+        scale = min(float(np.linalg.norm(a - b)) for i, a in enumerate(mins) for b in mins[i + 1:])
+    else:
+        scale = float(np.linalg.norm(np.array(entry["start"]) - mins[0])) or 1.0
+    reached = sorted({r["minimizer"] for r in methods.values() if r["approached"]})
+    return {
+        "lecture_reached_minimizers": reached,  # indices into lecture_minimizers
+        "lecture_n_reached_minimizers": len(reached),
+        "lecture_n_approached": sum(r["approached"] for r in methods.values()),
+        "lecture_final_spread": spread,
+        "lecture_minimizer_scale": scale,
+        "lecture_final_spread_relative": spread / scale,
+    }
+
+
+def _diverged_methods(row) -> set[str]:
+    value = row.get("diverged_methods", "")
+    return set(value.split(",")) - {""} if isinstance(value, str) else set()
 
 
 def _rate_key(entry, extras) -> str:
@@ -676,10 +749,8 @@ def _grid_axes(plot, n: int, ncols: int | None = None, height_scale: float = 1.0
 
 
 def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
-    """paths: over contours, one panel per landscape; suboptimality: f - f* by iteration; rates."""
-    import seaborn as sns
-    from matplotlib.colors import LogNorm
-
+    """paths: over contours, one panel per landscape; suboptimality: f - f* by iteration; rates;
+    slide_quadratic and slide_lecture: paths and f - f* of one panel each, sized for a slide."""
     from mathdl import plots
 
     plots.setup(plot)
@@ -687,68 +758,21 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     extras = swept_extras(experiment)
     rows = [r for _, r in panels(tables.runs, extras).iterrows()]
     methods = summary["methods"]
-    colours = dict(zip(METHODS, sns.color_palette(plot.palette, len(METHODS))))
+    by_label = {e["label"]: e for e in summary["landscapes"]}
     names = []
 
     # paths over contour plots
     fig, axes = _grid_axes(plot, len(rows), height_scale=1.25)
     for ax, row in zip(axes, rows):
-        params = {k.removeprefix("params."): row[k] for k in row.index if k.startswith("params.")}
-        land = make_landscape(params)
-        paths = {}
-        for method in methods:
-            sel = m[(m["run_id"] == row["run_id"]) & (m["split"] == method) & m["metric"].isin(["x1", "x2"])]
-            if not sel.empty:
-                paths[method] = sel.pivot_table(index="epoch", columns="metric", values="value").sort_index()
-        x1_lo, x1_hi, x2_lo, x2_hi = _view(land, paths.values())
-        g1, g2 = np.meshgrid(np.linspace(x1_lo, x1_hi, 300), np.linspace(x2_lo, x2_hi, 300))
-        f_star = float(row["f_star"])
-        z = np.maximum(land.f(np.stack([g1, g2], axis=-1)) - f_star, 0) + 1e-3
-        levels = np.geomspace(max(z.min(), 1e-3), z.max(), 18)
-        ax.contour(g1, g2, z, levels=levels, norm=LogNorm(), cmap="Greys", linewidths=0.6, alpha=0.8)
-        for method, path in paths.items():
-            ax.plot(path["x1"], path["x2"], "-", marker=".", markersize=2.5, linewidth=1.0, color=colours[method],
-                    label=METHOD_LABELS[method])
-        mins = m[(m["run_id"] == row["run_id"]) & (m["split"] == "landscape")]
-        mx = mins[mins["metric"] == "minimizer_x1"]["value"].to_numpy()
-        my = mins[mins["metric"] == "minimizer_x2"]["value"].to_numpy()
-        ax.plot(mx, my, "k*", markersize=8, label="minimizer")
-        start = _start(row)
-        ax.plot(*start, "ko", markersize=4, fillstyle="none")
-        ax.set_xlim(x1_lo, x1_hi)
-        ax.set_ylim(x2_lo, x2_hi)
-        ax.set_title(_panel_label(row, extras).replace("kappa", r"$\kappa$"), fontsize="small")
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
-        ax.grid(False)
-    axes[0].legend(fontsize="x-small", loc="best")
+        _draw_paths(ax, m, row, methods, extras)
+    axes[0].legend(fontsize=LEGEND_PT, loc="best")
     names.append(plots.save(fig, outdir, "paths", plot))
 
     # f(x_t) - f* against t, log scale, with the theory's slopes for GD and heavy ball
     fig, axes = _grid_axes(plot, len(rows))
-    by_label = {e["label"]: e for e in summary["landscapes"]}
     for ax, row in zip(axes, rows):
-        entry = by_label[_panel_label(row, extras)]
-        for method in methods:
-            sel = m[(m["run_id"] == row["run_id"]) & (m["split"] == method) & (m["metric"] == "f_gap")].sort_values("epoch")
-            if sel.empty:
-                continue
-            shown = sel[sel["value"] > SUBOPTIMALITY_FLOOR]
-            few = len(shown) < 3  # finite termination (kappa = 1): a line of one point would not show
-            ax.plot(shown["epoch"], shown["value"], color=colours[method], linewidth=1.2, label=METHOD_LABELS[method],
-                    marker="o" if few else None, markersize=4)
-            res = entry["methods"].get(method, {})
-            if method in ("gd", "heavy_ball") and res.get("theory_rate") and len(sel):
-                t = sel["epoch"].to_numpy()
-                ref = sel["value"].iloc[0] * res["theory_rate"] ** (2 * t)
-                keep = ref > SUBOPTIMALITY_FLOOR
-                ax.plot(t[keep], ref[keep], "--", color=colours[method], linewidth=0.8, alpha=0.8)
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=SUBOPTIMALITY_FLOOR)
-        ax.set_xlabel("iteration $t$")
-        ax.set_ylabel(r"$f(x_t)-f^\star$")
-        ax.set_title(_panel_label(row, extras).replace("kappa", r"$\kappa$"), fontsize="small")
-    axes[0].legend(fontsize="x-small")
+        _draw_gap(ax, m, row, methods, by_label[_panel_label(row, extras)])
+    axes[0].legend(fontsize=LEGEND_PT)
     names.append(plots.save(fig, outdir, "suboptimality", plot))
 
     # measured rates against kappa beside the closed forms
@@ -757,29 +781,106 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     if quad:
         ks = np.array([e["kappa"] for e in quad])
         grid = np.geomspace(1, max(ks.max(), 2), 200)
-        for method in ("gd", "heavy_ball", "nesterov"):
-            if method not in methods:
-                continue
-            if summary["tuned"]:
-                ax.plot(grid, [theoretical_rates(k)[method] for k in grid], "-", color=colours[method], linewidth=1,
-                        alpha=0.7)
-            pts = [(e["kappa"], e["methods"][method]["rate"]) for e in quad if e["methods"][method]["rate"] is not None]
+        for method in [mt for mt in METHODS if mt in methods]:
+            style = METHOD_STYLES[method]
+            if summary["tuned"] and method != "adagrad":
+                ax.plot(grid, [theoretical_rates(k)[method] for k in grid], color=style["color"],
+                        linestyle=style["linestyle"], linewidth=1)
+            pts = [(e["kappa"], e["methods"][method]["rate"]) for e in quad
+                   if method in e["methods"] and e["methods"][method]["rate"] is not None]
             if pts:
-                ax.plot(*zip(*pts), "o", color=colours[method], label=METHOD_LABELS[method])
-        if "adagrad" in methods:
-            pts = [(e["kappa"], e["methods"]["adagrad"]["rate"]) for e in quad if e["methods"]["adagrad"]["rate"] is not None]
-            if pts:
-                ax.plot(*zip(*pts), "s", color=colours["adagrad"], label=METHOD_LABELS["adagrad"])
+                ax.plot(*zip(*pts), style["marker"], color=style["color"], label=METHOD_LABELS[method])
         ax.set_xscale("log")
         ax.set_xlabel(r"condition number $\kappa$")
         ax.set_ylabel(r"rate $\lim\|x_t-x^\star\|^{1/t}$")
         ax.set_ylim(-0.03, 1.03)
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize=LEGEND_PT)
     else:
-        ax.text(0.5, 0.5, "no quadratic landscape in this experiment", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
+        _empty(ax, "no quadratic landscape in this experiment")
     names.append(plots.save(fig, outdir, "rates", plot))
+
+    # One panel's paths and suboptimality side by side, at a size a slide shows without shrinking.
+    showcase = {
+        "slide_quadratic": next((r for r in rows if r["params.landscape"] == "quadratic"
+                                 and float(r["params.kappa"]) == summary["showcase_kappa"]), None),
+        "slide_lecture": next((r for r in rows if r["params.landscape"] == "lecture"), None),
+    }
+    for name, row in showcase.items():
+        fig, (left, right) = plots.new_figure(plot, ncols=2)
+        fig.set_size_inches(*SLIDE_FIGSIZE)
+        if row is None:
+            _empty(left, f"no {name.removeprefix('slide_')} landscape in this experiment")
+            right.set_axis_off()
+        else:
+            _draw_paths(left, m, row, methods, extras)
+            _draw_gap(right, m, row, methods, by_label[_panel_label(row, extras)])
+            left.set_title("paths", fontsize=TITLE_PT)
+            right.set_title(r"$f(x_t)-f^\star$", fontsize=TITLE_PT)
+            right.legend(fontsize=LEGEND_PT)
+        names.append(plots.save(fig, outdir, name, plot))
     return names
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _draw_paths(ax, m: pd.DataFrame, row, methods, extras) -> None:
+    """One panel: the methods' paths over log-spaced contours of f - f*, minimizers and start."""
+    from matplotlib.colors import LogNorm
+
+    params = {k.removeprefix("params."): row[k] for k in row.index if k.startswith("params.")}
+    land = make_landscape(params)
+    paths = {}
+    for method in methods:
+        sel = m[(m["run_id"] == row["run_id"]) & (m["split"] == method) & m["metric"].isin(["x1", "x2"])]
+        if not sel.empty:
+            paths[method] = sel.pivot_table(index="epoch", columns="metric", values="value").sort_index()
+    x1_lo, x1_hi, x2_lo, x2_hi = _view(land, paths.values())
+    g1, g2 = np.meshgrid(np.linspace(x1_lo, x1_hi, 300), np.linspace(x2_lo, x2_hi, 300))
+    z = np.maximum(land.f(np.stack([g1, g2], axis=-1)) - float(row["f_star"]), 0) + 1e-3
+    levels = np.geomspace(max(z.min(), 1e-3), z.max(), 18)
+    ax.contour(g1, g2, z, levels=levels, norm=LogNorm(), cmap="Greys", linewidths=0.6, alpha=0.8)
+    for method, path in paths.items():
+        style = METHOD_STYLES[method]
+        ax.plot(path["x1"], path["x2"], color=style["color"], linestyle=style["linestyle"], marker=".",
+                markersize=2.5, linewidth=1.2, label=METHOD_LABELS[method])
+    mins = m[(m["run_id"] == row["run_id"]) & (m["split"] == "landscape")]
+    mx = mins[mins["metric"] == "minimizer_x1"]["value"].to_numpy()
+    my = mins[mins["metric"] == "minimizer_x2"]["value"].to_numpy()
+    ax.plot(mx, my, "k*", markersize=8, label="minimizer")
+    ax.plot(*_start(row), "ko", markersize=4, fillstyle="none")
+    ax.set_xlim(x1_lo, x1_hi)
+    ax.set_ylim(x2_lo, x2_hi)
+    ax.set_title(_panel_label(row, extras).replace("kappa", r"$\kappa$"), fontsize=TITLE_PT)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.grid(False)
+
+
+def _draw_gap(ax, m: pd.DataFrame, row, methods, entry) -> None:
+    """One panel: f(x_t) - f* by iteration (log scale); thin: (f(x_0) - f*) rho^(2t) for GD and heavy ball."""
+    for method in methods:
+        sel = m[(m["run_id"] == row["run_id"]) & (m["split"] == method) & (m["metric"] == "f_gap")].sort_values("epoch")
+        if sel.empty:
+            continue
+        style = METHOD_STYLES[method]
+        shown = sel[sel["value"] > SUBOPTIMALITY_FLOOR]
+        few = len(shown) < 3  # finite termination (kappa = 1): a line of one point would not show
+        ax.plot(shown["epoch"], shown["value"], color=style["color"], linestyle=style["linestyle"], linewidth=1.4,
+                label=METHOD_LABELS[method], marker=style["marker"] if few else None, markersize=4)
+        res = entry["methods"].get(method, {})
+        if method in ("gd", "heavy_ball") and res.get("theory_rate") and len(sel):
+            t = sel["epoch"].to_numpy()
+            ref = sel["value"].iloc[0] * res["theory_rate"] ** (2 * t)
+            keep = ref > SUBOPTIMALITY_FLOOR
+            ax.plot(t[keep], ref[keep], color=style["color"], linestyle=style["linestyle"], linewidth=0.6, alpha=0.6)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=SUBOPTIMALITY_FLOOR)
+    ax.set_xlabel("iteration $t$")
+    ax.set_ylabel(r"$f(x_t)-f^\star$")
+    ax.set_title(entry["label"].replace("kappa", r"$\kappa$"), fontsize=TITLE_PT)
 
 
 def _view(land: Landscape, paths) -> tuple[float, float, float, float]:
@@ -795,219 +896,10 @@ def _view(land: Landscape, paths) -> tuple[float, float, float, float]:
     return x1_lo - pad1, x1_hi + pad1, x2_lo - pad2, x2_hi + pad2
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- words
 
 
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection: the rates as a proposition, the figures, a table of fitted rates."""
-    s = slug(experiment.name)
-    P = prefix
-    quad = [e for e in summary["landscapes"] if e["landscape"] == "quadratic"]
-    lec = next((e for e in summary["landscapes"] if e["landscape"] == "lecture"), None)
-    extras = swept_extras(experiment)
-    macros = {
-        f"{P}GdRateError": fmt(summary["gd_rate_error"], 2),
-        f"{P}HeavyBallRateExcess": fmt(summary["heavy_ball_rate_excess"], 2),
-        f"{P}NesterovRateExcess": fmt(summary["nesterov_rate_excess"], 2),
-        f"{P}Iterations": fmt(summary["iterations"]),
-        f"{P}AdagradInvariance": fmt(summary.get("adagrad_kappa_invariance"), 2),
-    }
-    if lec is not None:
-        macros[f"{P}LectureFStar"] = fmt(lec["f_star"], 2)
-        macros[f"{P}LectureRateError"] = fmt(summary.get("lecture_rate_error"), 2)
-    kappas = ", ".join(_plain_number(k) for k in sorted(set(summary["kappas"])))
-    fit_tail = float(experiment.params.get("fit_tail", 0.5))
-    tail = "half" if fit_tail == 0.5 else f"{100 * fit_tail:g}\\%"
-    methods_run = summary["methods"]
-    against = {  # what each method's fitted rate is compared with
-        "gd": r"$(\kappa-1)/(\kappa+1)$" if summary["tuned"] else "the spectral radius of its iteration",
-        "heavy_ball": r"$(\sqrt\kappa-1)/(\sqrt\kappa+1)$" if summary["tuned"] else "its spectral radius",
-        "nesterov": r"$1-1/\sqrt\kappa$" if summary["tuned"] else "its spectral radius",
-    }
-    parts = []
-    if "gd" in methods_run:
-        parts.append(f"the fitted rate of GD differs from {against['gd']} by at most \\{P}GdRateError")
-    if "heavy_ball" in methods_run:
-        parts.append(f"that of the heavy ball exceeds {against['heavy_ball']} by at most \\{P}HeavyBallRateExcess")
-    if "nesterov" in methods_run:
-        parts.append(f"that of Nesterov exceeds {against['nesterov']} by at most \\{P}NesterovRateExcess")
-    rates_text = (" Over the condition numbers run, " + "; ".join(parts)
-                  + (" (the bias of the double root)" if summary["tuned"] and len(parts) > 1 else "") + ".") if parts else ""
-    methods = summary["methods"]
-
-    def cell(v, digits=4):
-        return fmt(v, digits) if v is not None else "--"
-
-    rows = []
-    for e in quad:
-        for method in methods:
-            r = e["methods"].get(method)
-            if r is None:
-                continue
-            first = fmt(e["kappa"]) if not extras else escape(e["label"].removeprefix("quadratic, kappa = "))
-            rows.append([first, METHOD_LABELS[method], cell(r["lr"]), cell(r["momentum"]), cell(r["rate"]),
-                         cell(r["theory_rate"]), cell(r["rate_minus_theory"], 2)])
-    table = booktabs_table(
-        [r"$\kappa$", "method", r"step $\eta$", r"momentum $\beta$", "fitted rate", "theory", "difference"], rows,
-        caption=(f"Linear rates of {escape(experiment.title)} on $a x_1^2+b x_2^2$: the fit of "
-                 r"$\log\norm{x_t-x^\star}$ over the last half of the iterations before round-off, and the spectral "
-                 r"radius of each method's iteration (for AdaGrad with its final accumulator; for the tuned "
-                 r"methods it equals the closed form of \cref{prop:" + s + "})."),
-        label=f"tab:{s}",
-    )
-    tuned_text = (
-        "Each method takes the step the theory tunes to $(\\mu,L)$: $\\eta=2/(L+\\mu)$ for GD, "
-        r"$\eta=4/(\sqrt L+\sqrt\mu)^2$ and $\beta=((\sqrt\kappa-1)/(\sqrt\kappa+1))^2$ for the heavy ball, "
-        r"$\eta=1/L$ and $\beta=(\sqrt\kappa-1)/(\sqrt\kappa+1)$ for Nesterov."
-        if summary["tuned"] else "The steps and momenta are those of the configuration."
-    )
-    lecture_text = ""
-    if lec is not None:
-        mins = "; ".join(f"$({_tex_number(x['x1'])},{_tex_number(x['x2'])})$" for x in lec["minimizers"])
-        reached = ", ".join(
-            f"{METHOD_LABELS[mt]} " + ("to" if r["approached"] else "towards") + " "
-            f"$({_tex_number(lec['minimizers'][r['minimizer']]['x1'])},{_tex_number(lec['minimizers'][r['minimizer']]['x2'])})$"
-            + ("" if r["approached"] else f", still at distance {fmt(r['final_error'], 2)}")
-            for mt, r in lec["methods"].items()
-        )
-        local = (
-            f" Near the minimizer reached, the fitted rates differ from the spectral radius of the iteration "
-            f"linearized there (with the Hessian at the minimizer) by at most \\{P}LectureRateError."
-            if summary.get("lecture_rate_error") is not None else ""
-        )
-        lecture_text = (
-            r"On the lecture's landscape $f(x)=(x_1^2-1)^2+(x_1^2x_2-x_1-1)^2$, a sum of two squares, a numerical "
-            r"search (BFGS from a grid of starts, polished by Newton's method) finds the local minimizers "
-            f"{mins}, with $f^\\star=\\{P}LectureFStar$; indeed both squares vanish exactly at $(1,2)$ and $(-1,0)$. "
-            "The tuned steps above rest on global curvature bounds, which this quartic does not have; we use the "
-            f"fixed step $\\eta={_tex_number(lec['methods'].get('gd', {}).get('lr', LECTURE_LR))}$ "
-            f"and momentum $\\beta={_tex_number(lec['methods'].get('heavy_ball', {}).get('momentum') or LECTURE_MOMENTUM)}$. From "
-            f"$({_tex_number(lec['start'][0])},{_tex_number(lec['start'][1])})$ the methods go to different "
-            f"minimizers in \\{P}Iterations{{}} iterations: {reached}.{local}"
-            + ("" if quad else f" \\Cref{{fig:{s}-paths}} and \\cref{{fig:{s}-gap}} show the paths and the suboptimality.")
-        )
-    quad_text = (
-        f"We ran each method for \\{P}Iterations{{}} iterations on quadratics with $\\kappa\\in\\{{{kappas}\\}}$ "
-        f"({'$a=' + _tex_number(float(experiment.params.get('a', 0.5))) + '$'}). {tuned_text} The rate is measured as "
-        r"$\exp$ of the slope of a least-squares fit of $\log\norm{x_t-x^\star}$ against $t$ over the last "
-        f"{tail} of the iterations before the error reaches round-off; $x^\\star=0$ is exact, so floating point keeps "
-        r"relative precision down to underflow."
-        + rates_text
-        + (f" AdaGrad's paths for the different $\\kappa$ differ by at most \\{P}AdagradInvariance{{}} (its "
-           r"$\varepsilon$ breaks the invariance slightly). " if summary.get("adagrad_kappa_invariance") is not None
-           else " ")
-        +
-        f"\\Cref{{fig:{s}-paths}} shows the paths, \\cref{{fig:{s}-gap}} the suboptimality, "
-        f"\\cref{{fig:{s}-rates}} and \\cref{{tab:{s}}} the rates."
-    ) if quad else ''
-    rates_figure = figure_tex(
-        figure_dir, "rates",
-        r"Fitted linear rates on the quadratic against $\kappa$ (points)"
-        + (r" and the closed forms $(\kappa-1)/(\kappa+1)$, $(\sqrt\kappa-1)/(\sqrt\kappa+1)$ and $1-1/\sqrt\kappa$ "
-           r"(lines)." if summary["tuned"] else "."),
-        f"fig:{s}-rates", width=r"0.7\linewidth") if quad else ''
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"On $f(x)=a x_1^2+b x_2^2$ the Hessian is $H=\diag(\mu,L)$ with $\mu=2a$, $L=2b$ and "
-        r"$\kappa=L/\mu=b/a$; the error $e_t=x_t-x^\star$ of gradient descent (GD), of the heavy ball "
-        r"\citep{polyak1964some}, $x_{t+1}=x_t-\eta\nabla f(x_t)+\beta(x_t-x_{t-1})$, and of Nesterov's method "
-        r"\citep{nesterov1983method} in the lecture's form $y_t=x_t+\beta(x_t-x_{t-1})$, "
-        r"$x_{t+1}=y_t-\eta\nabla f(y_t)$, follows a linear recursion, diagonal in the eigenbasis of $H$.",
-        "",
-        f"\\begin{{proposition}}\\label{{prop:{s}}}",
-        r"  On a quadratic with Hessian spectrum in $[\mu,L]$, $\kappa=L/\mu$, the asymptotic rate from a generic start "
-        r"$\lim_t\norm{e_t}^{1/t}$ is the largest modulus of the roots of $z-(1-\eta\lambda)$ (GD), "
-        r"$z^2-(1+\beta-\eta\lambda)z+\beta$ (heavy ball) or $z^2-(1+\beta)(1-\eta\lambda)z+\beta(1-\eta\lambda)$ "
-        r"(Nesterov) over the eigenvalues $\lambda$. With the tuned parameters it is "
-        r"$(\kappa-1)/(\kappa+1)$ for GD with $\eta=2/(L+\mu)$, $(\sqrt\kappa-1)/(\sqrt\kappa+1)$ for the heavy "
-        r"ball with $\eta=4/(\sqrt L+\sqrt\mu)^2$, $\beta=((\sqrt\kappa-1)/(\sqrt\kappa+1))^2$, and "
-        r"$1-1/\sqrt\kappa$ for Nesterov with $\eta=1/L$, $\beta=(\sqrt\kappa-1)/(\sqrt\kappa+1)$ "
-        r"\citep[\S2.2]{nesterov2004introductory}.",
-        r"\end{proposition}",
-        "",
-        r"For the tuned heavy ball (at $\lambda=\mu$ and $\lambda=L$) and Nesterov (at $\lambda=\mu$) the roots "
-        r"are double, so $\norm{e_t}\approx Ct\rho^t$: over a finite window the fitted rate exceeds $\rho$ "
-        r"slightly. The rate of GD depends on $\kappa$, that of momentum on $\sqrt\kappa$: the heavy ball needs "
-        r"$O(\sqrt\kappa\log(1/\varepsilon))$ iterations instead of $O(\kappa\log(1/\varepsilon))$, but its "
-        r"guarantee is local and does not extend to all convex functions \citep{bottou2018optimization}. AdaGrad "
-        r"\citep{duchi2011adaptive}, $x_{t+1}=x_t-\eta g_t/(\varepsilon+(\sum_{s\le t}g_s^2)^{1/2})$ coordinatewise, "
-        r"is invariant to rescaling coordinates: on this diagonal quadratic "
-        r"$g_{t,j}/(\sum_s g_{s,j}^2)^{1/2}=x_{t,j}/(\sum_s x_{s,j}^2)^{1/2}$, so for $\varepsilon=0$ its path does "
-        r"not depend on $a$ and $b$.",
-        "",
-        quad_text,
-        "",
-        lecture_text,
-        "",
-        figure_tex(
-            figure_dir, "paths",
-            f"Paths of the methods of {escape(experiment.title)} over the contours of $f-f^\\star$ "
-            r"(log-spaced levels); stars: minimizers, circle: start."
-            + (r" At $\kappa=1$ the tuned GD, heavy ball and Nesterov coincide: one step reaches $x^\star$."
-               if summary["tuned"] and 1.0 in summary["kappas"] else ""),
-            f"fig:{s}-paths"),
-        "",
-        figure_tex(
-            figure_dir, "suboptimality",
-            r"$f(x_t)-f^\star$ against the iteration $t$ (log scale, cut at $10^{-30}$); dashed: "
-            r"$(f(x_0)-f^\star)\rho^{2t}$ with the theoretical rate $\rho$ of GD and of the heavy ball.",
-            f"fig:{s}-gap"),
-        "",
-        rates_figure,
-        "",
-        table if quad else "",
-        "",
-    ])
-    lec_mins = (", ".join(f"$({_tex_number(x['x1'])},{_tex_number(x['x2'])})$" for x in lec["minimizers"])
-                if lec is not None else "")
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}: paths}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.55\textwidth}",
-        f"      \\includegraphics[height=0.72\\textheight,width=\\linewidth,keepaspectratio]{{{figure_dir}/paths.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.43\textwidth}\small",
-        r"      \begin{itemize}",
-        r"        \item $f=a x_1^2+b x_2^2$, $\kappa=b/a$",
-        r"        \item heavy ball: $x_{t+1}=x_t-\eta\nabla f(x_t)+\beta(x_t-x_{t-1})$",
-        r"        \item Nesterov: gradient at $y_t=x_t+\beta(x_t-x_{t-1})$",
-        r"        \item AdaGrad: step $\eta g_t/\sqrt{\sum_s g_s^2}$ per coordinate; its path does not depend on $\kappa$",
-        (f"        \\item lecture landscape: minimizers {lec_mins}, $f^\\star=\\{P}LectureFStar$; "
-         "the methods end in different minima" if lec is not None else ""),
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"  \src{Polyak (1964); Nesterov (1983); Duchi, Hazan and Singer (2011)}",
-        r"\end{frame}",
-        "",
-        f"\\begin{{frame}}{{{escape(experiment.title)}: rates}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.5\textwidth}",
-        f"      \\includegraphics[height=0.48\\textheight,width=\\linewidth,keepaspectratio]{{{figure_dir}/suboptimality.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.5\textwidth}",
-        f"      \\includegraphics[height=0.48\\textheight,width=\\linewidth,keepaspectratio]{{{figure_dir}/rates.pdf}}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"  \small",
-        r"  \begin{itemize}",
-        r"    \item tuned GD: $\frac{\kappa-1}{\kappa+1}$; heavy ball: $\frac{\sqrt\kappa-1}{\sqrt\kappa+1}$; "
-        r"Nesterov: $1-\frac1{\sqrt\kappa}$ per step",
-        f"    \\item fitted minus theory: GD \\{P}GdRateError, heavy ball \\{P}HeavyBallRateExcess, Nesterov "
-        f"\\{P}NesterovRateExcess{{}} (double roots: $\\|e_t\\|\\sim t\\rho^t$)",
-        r"  \end{itemize}",
-        r"  \src{Polyak (1964); Nesterov (2004)}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
-
-
-def _tex_number(v: float) -> str:
-    v = float(v)
-    if abs(v - round(v)) < 1e-9:
-        return str(int(round(v)))
-    return f"{v:.3g}"
+def context(experiment, summary) -> dict:
+    """What the templates need beyond the summary: the other swept parameters, the reach threshold."""
+    del summary
+    return {"extras": swept_extras(experiment), "approached": APPROACHED}
