@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -19,7 +20,8 @@ from mathdl.studies import lazy_training as lt
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("lazy_training", lt.DEFAULTS, lt.analyze, lt.figures, lt.report, lt.compute, lt.PARAMS_SCHEMA, lt.SWEEPABLE)
+    study = Study("lazy_training", lt.DEFAULTS, lt.analyze, lt.figures, context=lt.context, compute=lt.compute,
+                  params_schema=lt.PARAMS_SCHEMA, sweepable=lt.SWEEPABLE)
     monkeypatch.setitem(STUDIES, "lazy_training", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "lazy_training"])
@@ -73,10 +75,9 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
 
-    piece = lt.report(exp, summary, "figures/lt", "Lt")
-    assert all(re.fullmatch(r"Lt[A-Za-z]+", k) for k in piece.macros)
-    used = set(re.findall(r"\\(Lt[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros)
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
     for name in names:
         assert f"figures/lt/{name}.pdf" in piece.section
     bib = (root / "report" / "references.bib").read_text()
@@ -110,3 +111,108 @@ def test_a_sweep_is_refused(registered):
                                                       "sweep": {"params.lr": [0.1, 0.2]}}}}
     with pytest.raises(ValueError, match=r"sweeps nothing \(it computes its grids from params\), not params.lr"):
         _run(config)
+
+
+# ----------------------------------------------------------------------------- the words
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """(experiment, summary) of a real tiny run."""
+    config = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0, 1], "params": TINY}}}
+    _, exp, tables = _run(config)
+    return exp, json.loads(json.dumps(lt.analyze(tables, exp), allow_nan=False))
+
+
+def _words(exp, summary) -> tuple[str, str]:
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+
+
+def _versus(ci, exponent=-0.5, name="-1/2") -> str:
+    if ci["ci_low"] is None:
+        return "one seed, no interval"
+    if ci["ci_low"] <= exponent <= ci["ci_high"]:
+        return f"consistent with ${name}$"
+    return f"steeper than ${name}$" if ci["ci_high"] < exponent else f"shallower than ${name}$"
+
+
+def test_the_baseline_is_the_test_mse_of_predicting_the_training_mean(tiny):
+    exp, summary = tiny
+    data = lt.make_data(exp.params)
+    y_train, y_test = data["y_train"].numpy(), data["y_test"].numpy()
+    assert summary["test_mse_of_train_mean"] == pytest.approx(((y_test - y_train.mean()) ** 2).mean(), rel=1e-12)
+    assert summary["test_variance"] == pytest.approx(y_test.var(), rel=1e-12)
+    counts = sum(e["mean"] < summary["test_mse_of_train_mean"] for e in summary["test_mse"])
+    assert summary["n_widths_net_below_train_mean"] == counts
+
+
+def test_words_of_a_real_tiny_run(tiny):
+    from mathdl.report import fmt
+
+    exp, summary = tiny
+    text, slides = _words(exp, summary)
+    for key, name in (("weight_change_slope", "relative weight change"), ("ntk_change_slope", "relative kernel change"),
+                      ("linearization_gap_slope", "linearization gap")):
+        ci = summary[key]
+        assert f"{name} {fmt(ci['mean'])} [{fmt(ci['ci_low'])}, {fmt(ci['ci_high'])}] ({_versus(ci)})" in text
+    base, net, kernel = (summary["test_mse_of_train_mean"], summary["test_mse"][-1]["mean"],
+                         summary["test_mse_kernel"][-1]["mean"])
+    assert f"Predicting the mean of the training labels has test mean squared error {fmt(base)}" in text
+    assert ("Neither the network nor kernel regression does better" in text) == (net >= base and kernel >= base)
+    assert ("Both do better" in text) == (net < base and kernel < base)
+    coincide = summary["gaps_max_relative_difference"] < summary["gaps_coincide_below"]
+    assert ("the figure draws them as one curve" in text) == coincide
+    assert ("has not reached its limit" in text) == (not coincide)
+    for layer in summary["deep_layers"]:
+        ci = summary["deep_layer_change_slopes"][str(layer)]
+        assert f"slope {fmt(ci['mean'])} [{fmt(ci['ci_low'])}, {fmt(ci['ci_high'])}] ({_versus(ci)})" in text
+    assert "No run diverged." in text and r"\num{2}~hidden layers" in text
+    assert "(s)" not in text + slides and "--" not in text + slides
+
+
+def test_words_follow_generalization_gaps_and_slopes(tiny):
+    exp, base = tiny
+    s = copy.deepcopy(base)
+    s["test_mse_of_train_mean"] = 1.0
+    s["test_mse"][-1]["mean"], s["test_mse_kernel"][-1]["mean"] = 0.5, 1.5
+    text, slides = _words(exp, s)
+    assert "The network does better than that constant, kernel regression does not." in text
+    assert "neither generalizes" not in text + slides
+    s["test_mse"][-1]["mean"], s["test_mse_kernel"][-1]["mean"] = 1.2, 1.5
+    text, slides = _words(exp, s)
+    assert "Neither the network nor kernel regression does better than that constant" in text
+    assert "neither generalizes" in slides
+
+    s["gaps_max_relative_difference"] = 0.2
+    text, _ = _words(exp, s)
+    assert r"differs from the gap to the linearized model after \num{100}~steps by up to \num{20}\,\%" in text
+    assert "one curve" not in text
+    s["gaps_max_relative_difference"] = 0.01
+    text, _ = _words(exp, s)
+    assert "the figure draws them as one curve" in text and "(one curve: they differ by at most" in text
+
+    s["ntk_change_slope"] = {"mean": -0.2, "ci_low": -0.3, "ci_high": -0.1}
+    text, _ = _words(exp, s)
+    assert r"relative kernel change \num{-0.2} [\num{-0.3}, \num{-0.1}] (shallower than $-1/2$)" in text
+    assert "Over these widths the relative kernel change falls more slowly than the rate of the bounds" in text
+    assert "No interval lies above" not in text
+
+    s["alpha_weight_change_slope"] = None
+    text, _ = _words(exp, s)
+    assert r"too few scales $\alpha\ge1$ to fit a slope" in text
+
+
+def test_words_on_deep_layers_and_divergence(tiny):
+    exp, base = tiny
+    s = copy.deepcopy(base)
+    small, large = str(s["deep_widths"][0]), str(s["deep_widths"][-1])
+    s["deep_layer_change"][large]["2"]["mean"] = 2 * s["deep_layer_change"][small]["2"]["mean"]
+    text, _ = _words(exp, s)
+    assert "The change of layer 2 does not shrink from the smallest to the largest width" in text
+    assert "Every layer's change shrinks" not in text
+    s["n_diverged"] = 1
+    text, _ = _words(exp, s)
+    assert r"\num{1} of the \num{2}~runs produced a non-finite value" in text and "No run diverged" not in text

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import CI_LEVEL, loglog_slope, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -93,6 +92,7 @@ WIDTH_METRICS = ("weight_change", "ntk_change", "linearization_gap", "kernel_gap
 SLOPE_KEYS = {"weight_change": "weight_change_slope", "ntk_change": "ntk_change_slope",
               "linearization_gap": "linearization_gap_slope"}
 THEORY_SLOPE = -0.5  # Lee et al. (2019): all three are O(m^{-1/2})
+GAPS_COINCIDE = 0.05  # the two RMS gaps differ by less than this fraction at every width: drawn as one curve
 
 
 def make_data(params: dict) -> dict:
@@ -276,7 +276,40 @@ def analyze(tables, experiment) -> dict:
     summary["lr"] = experiment.params["lr"]
     summary["n_train"] = experiment.params["n_train"]
     summary["input_dim"] = experiment.params["input_dim"]
+    summary.update(_readings(tables, summary, experiment.params))
     return summary
+
+
+def _readings(tables, summary: dict, params: dict) -> dict:
+    """The numbers the words branch on. The test mse of predicting the training mean (and Var y_test):
+    a model generalizes only if it beats it. At how many widths the network and NTK kernel regression
+    beat it. How far apart the two RMS gaps are (relative to the linearization gap): they coincide when
+    the linearized model after T steps has converged to kernel regression, its T = infinity limit."""
+    data = make_data(params)
+    y_train, y_test = data["y_train"].numpy(), data["y_test"].numpy()
+    baseline = float(np.mean((y_test - y_train.mean()) ** 2))
+
+    def below(key: str) -> int:
+        return sum(e["mean"] is not None and e["mean"] < baseline for e in summary[key])
+
+    lin = np.array([np.nan if e["mean"] is None else e["mean"] for e in summary["linearization_gap"]], float)
+    kernel = np.array([np.nan if e["mean"] is None else e["mean"] for e in summary["kernel_gap"]], float)
+    gaps = np.abs(kernel - lin) / lin
+    return {
+        "n_runs": int(len(tables.runs)),
+        "n_diverged": int(tables.runs["diverged"].sum()),
+        "test_variance": float(np.var(y_test)),
+        "test_mse_of_train_mean": baseline,
+        "n_widths_net_below_train_mean": below("test_mse"),
+        "n_widths_kernel_below_train_mean": below("test_mse_kernel"),
+        "gaps_max_relative_difference": float(np.nanmax(gaps)) if np.isfinite(gaps).any() else None,
+        "gaps_coincide_below": GAPS_COINCIDE,
+    }
+
+
+def _gaps_coincide(summary: dict) -> bool:
+    diff = summary.get("gaps_max_relative_difference")
+    return diff is not None and diff < summary["gaps_coincide_below"]
 
 
 def _deep_summary(m: pd.DataFrame, params: dict) -> dict:
@@ -315,9 +348,17 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     errorbar = ("ci", round(100 * plot.confidence))
     m = tables.metrics
     w = m[(m["split"] == "width") & m["metric"].isin(list(LABELS))].copy()
-    w["quantity"] = w["metric"].map(LABELS)
+    labels = dict(LABELS)
+    if _gaps_coincide(summary):  # one curve for both gaps (the caption says so), not two drawn on top of each other
+        w = w[w["metric"] != "kernel_gap"]
+        labels["linearization_gap"] = r"RMS $f_T - f^{\mathrm{lin}}_T$ $\approx$ RMS $f_T - f^{\mathrm{NTK}}_\infty$ (test)"
+        del labels["kernel_gap"]
+    w["quantity"] = w["metric"].map(labels)
     fig, (ax,) = plots.new_figure(plot)
-    sns.lineplot(data=w, x="epoch", y="value", hue="quantity", marker="o", errorbar=errorbar, ax=ax)
+    order = list(labels.values())
+    sns.lineplot(data=w, x="epoch", y="value", hue="quantity", hue_order=order, style="quantity", style_order=order,
+                 markers=dict(zip(order, ("o", "s", "^", "D"))), dashes=dict(zip(order, ("", (4, 2), "", (1, 1.5)))),
+                 errorbar=errorbar, ax=ax)
     widths = np.array(summary["widths"], float)
     first = w[(w["epoch"] == widths[0]) & (w["metric"] == "weight_change")]["value"].mean()
     ax.plot(widths, first * (widths / widths[0]) ** THEORY_SLOPE, "k--", lw=1, label=r"$\propto m^{-1/2}$")
@@ -339,7 +380,9 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     d = m[(m["split"] == "deep") & m["metric"].str.startswith("rel_dist_init_layer")].copy()
     d["layer"] = "layer " + d["metric"].str.removeprefix("rel_dist_init_layer")
     fig, (ax,) = plots.new_figure(plot)
-    sns.lineplot(data=d, x="epoch", y="value", hue="layer", marker="o", errorbar=errorbar, ax=ax)
+    layers = [f"layer {l}" for l in summary["deep_layers"]]  # hidden-to-hidden layers nearly coincide: own markers
+    sns.lineplot(data=d, x="epoch", y="value", hue="layer", hue_order=layers, style="layer", style_order=layers,
+                 markers=True, errorbar=errorbar, ax=ax)
     widths = np.array(summary["deep_widths"], float)
     first = d[d["epoch"] == widths[0]]["value"].max()
     ax.plot(widths, first * (widths / widths[0]) ** THEORY_SLOPE, "k--", lw=1, label=r"$\propto m^{-1/2}$")
@@ -350,163 +393,26 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     return names
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- words
 
 
-def _slope_text(s: dict | None) -> str:
-    return "--" if s is None else fmt(s["mean"])
+def context(experiment, summary) -> dict:
+    """What the templates need beyond the summary: the table's cells, per deep layer its change at
+    the smallest and largest width and its slope, and the layers whose change does not shrink."""
+    from mathdl.report import fmt
 
-
-_DIGITS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
-
-
-def _word(n: int) -> str:
-    """A macro-safe name of a number: 12 -> OneTwo."""
-    return "".join(_DIGITS[int(c)] for c in str(n))
-
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    s = slug(experiment.name)
-    level = round(100 * summary["confidence"])
-    macros = {
-        f"{prefix}NumSeeds": fmt(summary["n_seeds"]),
-        f"{prefix}MinWidth": fmt(summary["widths"][0]),
-        f"{prefix}MaxWidth": fmt(summary["widths"][-1]),
-        f"{prefix}Epochs": fmt(summary["epochs"]),
-        f"{prefix}MaxTrainMse": fmt(summary["max_train_mse"]),
-        f"{prefix}AlphaWidth": fmt(summary["alpha_width"]),
-    }
-    names = {"weight_change_slope": "WeightSlope", "ntk_change_slope": "KernelSlope",
-             "linearization_gap_slope": "GapSlope"}
-    for key, name in names.items():
-        macros[f"{prefix}{name}"] = fmt(summary[key]["mean"])
-        macros[f"{prefix}{name}Low"] = fmt(summary[key]["ci_low"])
-        macros[f"{prefix}{name}High"] = fmt(summary[key]["ci_high"])
-    macros[f"{prefix}AlphaSlope"] = _slope_text(summary["alpha_weight_change_slope"])
-    macros[f"{prefix}WeightChangeSmallAlpha"] = fmt(summary["alpha_weight_change"][0]["mean"])
-    macros[f"{prefix}WeightChangeLargeAlpha"] = fmt(summary["alpha_weight_change"][-1]["mean"])
-    macros[f"{prefix}SmallAlpha"] = fmt(summary["alphas"][0])
-    macros[f"{prefix}LargeAlpha"] = fmt(summary["alphas"][-1])
-    macros[f"{prefix}KernelGapMaxWidth"] = fmt(summary["kernel_gap"][-1]["mean"])
-    macros[f"{prefix}TestMseMaxWidth"] = fmt(summary["test_mse"][-1]["mean"])
-    macros[f"{prefix}TestMseKernelMaxWidth"] = fmt(summary["test_mse_kernel"][-1]["mean"])
-    macros[f"{prefix}DeepDepth"] = fmt(summary["deep_depth"])
-    macros[f"{prefix}DeepEpochs"] = fmt(summary["deep_epochs"])
-    macros[f"{prefix}DeepMinWidth"] = fmt(summary["deep_widths"][0])
-    macros[f"{prefix}DeepMaxWidth"] = fmt(summary["deep_widths"][-1])
-    macros[f"{prefix}DeepMaxTrainLoss"] = fmt(summary["deep_max_train_loss"])
-    lo_w, hi_w = str(summary["deep_widths"][0]), str(summary["deep_widths"][-1])
-    deep_parts = []
-    for layer in summary["deep_layers"]:
-        name = f"{prefix}DeepLayer{_word(layer)}"
-        slope = summary["deep_layer_change_slopes"][str(layer)]
-        macros[f"{name}Slope"] = fmt(slope["mean"])
-        macros[f"{name}SlopeLow"] = fmt(slope["ci_low"])
-        macros[f"{name}SlopeHigh"] = fmt(slope["ci_high"])
-        macros[f"{name}MinWidth"] = fmt(summary["deep_layer_change"][lo_w][str(layer)]["mean"])
-        macros[f"{name}MaxWidth"] = fmt(summary["deep_layer_change"][hi_w][str(layer)]["mean"])
-        deep_parts.append(f"layer~{layer}: \\{name}MinWidth{{}} to \\{name}MaxWidth, slope \\{name}Slope{{}} "
-                          f"[\\{name}SlopeLow, \\{name}SlopeHigh]")
-    deep_text = "; ".join(deep_parts)
-
-    rows = []
-    for i, w in enumerate(summary["widths"]):
-        rows.append([fmt(w)] + [fmt(summary[k][i]["mean"]) for k in
-                                ("weight_change", "ntk_change", "linearization_gap", "test_mse", "test_mse_kernel")])
-    table = booktabs_table(
-        ["$m$", "weight change", "kernel change", "lin.\\ gap", "test mse (net)", "test mse (NTK)"], rows,
-        caption=f"Lazy training against width, means over \\{prefix}NumSeeds{{}} seeds.", label=f"tab:{s}")
-    p = prefix
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"In the NTK parametrization a network of width $m$ is $f(\theta,x)=m^{-1/2}\sum_j a_j\sigma(w_j^\top x/\sqrt d+b_j)+b$.",
-        r"\citet{jacot2018neural} showed that as $m\to\infty$ its tangent kernel "
-        r"$\Theta_\theta(x,x')=\langle\nabla_\theta f(\theta,x),\nabla_\theta f(\theta,x')\rangle$ "
-        r"becomes deterministic at initialization and constant during gradient flow, so training is kernel "
-        r"gradient descent; \citet{du2019gradient} proved that gradient descent then reaches zero training loss. "
-        r"\citet{lee2019wide} showed that the trained network stays within $O(m^{-1/2})$ of its linearization "
-        r"$f^{\mathrm{lin}}(\theta,x)=f(\theta_0,x)+J_0(x)(\theta-\theta_0)$, with relative weight and kernel "
-        r"changes $O(m^{-1/2})$: the rate $-1/2$ is the slope we compare with. "
-        r"\citet{chizat2019lazy} explained this laziness as a matter of scale: training $\alpha h(\theta)$ on the "
-        r"loss $R(\alpha h)/\alpha^2$ moves the weights by $O(1/\alpha)$, so large $\alpha$ is lazy and "
-        r"small $\alpha$ learns features.",
-        "",
-        f"We trained one-hidden-layer ReLU networks of widths \\{p}MinWidth{{}} to \\{p}MaxWidth{{}} "
-        f"(\\{p}NumSeeds{{}} initializations each) by full-batch gradient descent with step {fmt(summary['lr'])} "
-        f"for \\{p}Epochs{{}} steps on the mean squared error, on $n={summary['n_train']}$ points "
-        f"$x\\sim N(0,I_{{{summary['input_dim']}}})$ with $y=\\sin(2\\langle u,x\\rangle)$ "
-        f"(largest final training error \\{p}MaxTrainMse). The empirical NTK is $J J^\\top$ with $J$ from "
-        r"\texttt{vmap(jacrev(f))}, and the linearized model after the same steps is solved in closed form "
-        r"through $\Theta_0$.",
-        f"Figure~\\ref{{fig:{s}-width}} and Table~\\ref{{tab:{s}}} show the results. Fitted log-log slopes "
-        f"against width (mean over seeds, {level}\\% interval): relative weight change \\{p}WeightSlope{{}} "
-        f"[\\{p}WeightSlopeLow, \\{p}WeightSlopeHigh], relative kernel change \\{p}KernelSlope{{}} "
-        f"[\\{p}KernelSlopeLow, \\{p}KernelSlopeHigh], linearization gap \\{p}GapSlope{{}} "
-        f"[\\{p}GapSlopeLow, \\{p}GapSlopeHigh], against the theoretical $-1/2$ "
-        r"(an upper bound for the gap; a slope steeper than $-1/2$ is consistent with it). "
-        f"At the largest width the network's test error is \\{p}TestMseMaxWidth{{}} and that of kernel "
-        f"regression with its NTK at initialization \\{p}TestMseKernelMaxWidth{{}} "
-        f"(RMS difference of the predictions \\{p}KernelGapMaxWidth; it includes the unfinished "
-        r"directions of small eigenvalues, which gradient descent has not fitted after finitely many steps).",
-        f"Figure~\\ref{{fig:{s}-alpha}} sweeps the output scale at width \\{p}AlphaWidth{{}} with the centred "
-        f"model: the relative weight change goes from \\{p}WeightChangeSmallAlpha{{}} at $\\alpha=\\{p}SmallAlpha$ "
-        f"to \\{p}WeightChangeLargeAlpha{{}} at $\\alpha=\\{p}LargeAlpha$, with slope \\{p}AlphaSlope{{}} "
-        r"for $\alpha\ge1$ (theory: $-1$).",
-        "",
-        f"Deeper networks: we trained ReLU networks with \\{p}DeepDepth{{}} hidden layers of widths "
-        f"\\{p}DeepMinWidth{{}} to \\{p}DeepMaxWidth{{}} in the NTK parametrization on the same data, by "
-        f"full-batch gradient descent on the mean squared error with the same step for \\{p}DeepEpochs{{}} steps "
-        f"(largest final training loss \\{p}DeepMaxTrainLoss), and recorded for every layer $l$ (weight and "
-        r"bias) the relative distance from initialization $\|W_l(T)-W_l(0)\|/\|W_l(0)\|$. "
-        r"In the NTK regime theory predicts every layer's change to shrink with width, like $m^{-1/2}$ "
-        r"\citep{jacot2018neural,lee2019wide} (an upper rate: the $m\times m$ hidden-to-hidden matrices, "
-        r"whose initial norm grows like $m$, may shrink faster). "
-        f"Figure~\\ref{{fig:{s}-deep}}: relative change from the smallest to the largest width and fitted "
-        f"log-log slope (mean over seeds, {level}\\% interval), {deep_text}.",
-        "",
-        figure_tex(
-            figure_dir, "changes_vs_width",
-            f"Relative weight and kernel change, and RMS gaps of the trained network to its "
-            f"linearization and to NTK kernel regression, against width (mean and {level}\\% band over seeds); "
-            r"dashed: slope $-1/2$.",
-            f"fig:{s}-width", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "alpha_sweep",
-            f"Output-scale sweep at width \\{p}AlphaWidth: relative weight and kernel change and the "
-            r"final training error against $\alpha$.",
-            f"fig:{s}-alpha", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "deep_layer_change",
-            f"Networks with \\{p}DeepDepth{{}} hidden layers: relative distance from initialization "
-            f"of each layer after \\{p}DeepEpochs{{}} GD steps against width (mean and {level}\\% band over "
-            r"seeds); dashed: slope $-1/2$.",
-            f"fig:{s}-deep", width=r"0.8\linewidth"),
-        "",
-        table,
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.55\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/changes_vs_width.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.43\textwidth}\small",
-        r"      \begin{itemize}",
-        f"        \\item widths \\{p}MinWidth--\\{p}MaxWidth, NTK parametrization, GD",
-        f"        \\item slopes vs width: weights \\{p}WeightSlope, kernel \\{p}KernelSlope, "
-        f"linearization gap \\{p}GapSlope{{}} (theory $-1/2$)",
-        f"        \\item output scale: weight change \\{p}WeightChangeSmallAlpha{{}} at "
-        f"$\\alpha=\\{p}SmallAlpha$, \\{p}WeightChangeLargeAlpha{{}} at $\\alpha=\\{p}LargeAlpha$",
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
+    rows = [[fmt(w)] + [fmt(summary[k][i]["mean"]) for k in
+                        ("weight_change", "ntk_change", "linearization_gap", "test_mse", "test_mse_kernel")]
+            for i, w in enumerate(summary["widths"])]
+    small, large = str(summary["deep_widths"][0]), str(summary["deep_widths"][-1])
+    layers = [{"layer": l, "slope": summary["deep_layer_change_slopes"][str(l)],
+               "smallest": summary["deep_layer_change"][small][str(l)]["mean"],
+               "largest": summary["deep_layer_change"][large][str(l)]["mean"]} for l in summary["deep_layers"]]
+    growing = [d["layer"] for d in layers
+               if d["smallest"] is None or d["largest"] is None or d["largest"] >= d["smallest"]]
+    names = {"weight_change_slope": "relative weight change", "ntk_change_slope": "relative kernel change",
+             "linearization_gap_slope": "linearization gap"}
+    shallower = [n for k, n in names.items() if summary[k]["ci_low"] is not None and summary[k]["ci_low"] > THEORY_SLOPE]
+    no_interval = [n for k, n in names.items() if summary[k]["ci_low"] is None]
+    return {"rows": rows, "deep": layers, "deep_not_shrinking": growing, "gaps_coincide": _gaps_coincide(summary),
+            "slopes_shallower": shallower, "slopes_without_interval": no_interval}
