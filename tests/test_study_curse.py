@@ -110,6 +110,15 @@ def test_distances_concentrate():
     assert ratios[2] > 0.75
 
 
+def test_the_crossover_is_the_first_dimension_past_one_half():
+    def per_dim(*means):
+        return [{"dim": d, "error": {"mean": m}} for d, m in zip((1, 3, 8), means)]
+
+    assert curse._crossover(per_dim(0.6, 0.9, 1.0), "error") == 1
+    assert curse._crossover(per_dim(0.1, None, 0.7), "error") == 8  # a missing mean is no crossing
+    assert curse._crossover(per_dim(0.1, 0.5, 0.4), "error") is None  # 1/2 itself is not past it
+
+
 # ----------------------------------------------------------------------------- the study end to end
 
 
@@ -117,14 +126,48 @@ def test_distances_concentrate():
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, curse.report, curse.compute,
-                  curse.PARAMS_SCHEMA)
+    study = Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, curse.report, compute=curse.compute,
+                  params_schema=curse.PARAMS_SCHEMA)
     monkeypatch.setitem(STUDIES, "curse", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "curse"])
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def _independent_errors(seed: int, dim: int, n: int, n_test: int, k: int, m: int) -> tuple[float, float, float]:
+    """(kNN MSE / Var f, histogram L1 / 2, mean nearest/farthest distance ratio) of one run, redrawn from
+    the study's stream [seed, dim] and computed with scipy's distances and a full sort (noise 0)."""
+    from scipy.spatial.distance import cdist
+
+    def f(x):
+        return np.sin(2 * np.pi * x).sum(axis=1) / math.sqrt(x.shape[1])
+
+    rng = np.random.default_rng([seed, dim])
+    x_train, x_test = rng.uniform(size=(n, dim)), rng.uniform(size=(n_test, dim))
+    dist = cdist(x_test, x_train)
+    nearest = np.argsort(dist, axis=1)[:, :k]
+    relative_mse = np.mean((f(x_train)[nearest].mean(axis=1) - f(x_test)) ** 2) / 0.5  # Var f = 1/2
+    _, counts = np.unique(np.minimum((x_train * m).astype(int), m - 1), axis=0, return_counts=True)
+    q = float(m) ** -dim  # the uniform density's mass per bin; empty bins err by q each
+    tv = (np.abs(counts / n - q).sum() + (float(m) ** dim - len(counts)) * q) / 2
+    return relative_mse, tv, float((dist.min(axis=1) / dist.max(axis=1)).mean())
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     import json
 
     from mathdl.pipeline import run_parameters
@@ -149,18 +192,31 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
     summary = json.loads(json.dumps(curse.analyze(tables, exp), allow_nan=False))
     assert summary["dims"] == [1, 3, 8, 40]
     assert summary["bins_needed_by_dim"] == {"1": 10.0, "3": 1e3, "8": 1e8, "40": 1e40}
-    knn = summary["knn_relative_mse_by_dim"]
-    assert knn["1"] < knn["40"]
-    crossing = summary["crossover_dimension"]
-    assert crossing is None or knn[str(crossing)] > 0.5
-    assert all(knn[str(d)] <= 0.5 for d in summary["dims"] if crossing is None or d < crossing)
+    # Each dimension's errors, recomputed run by run, and the first dimension past 1/2: the kNN error
+    # is 0.001, 0.11, 0.48, 0.74 at d = 1, 3, 8, 40, the histogram's 0.07, 0.82, 1.0, 1.0.
+    dims = [1, 3, 8, 40]
+    runs = np.array([[_independent_errors(seed, d, 200, 50, 5, 10) for d in dims] for seed in (0, 1)])
+    knn, tv, ratio = runs.mean(axis=0).T  # means over the seeds
+    np.testing.assert_allclose([summary["knn_relative_mse_by_dim"][str(d)] for d in dims], knn, rtol=1e-9)
+    np.testing.assert_allclose([e["hist_tv"]["mean"] for e in summary["per_dim"]], tv, rtol=1e-9)
+    np.testing.assert_allclose([summary["distance_ratio_by_dim"][str(d)] for d in dims], ratio, rtol=1e-9)
+    assert summary["crossover_dimension"] == next(d for d, e in zip(dims, knn) if e > 0.5) == 40
+    assert summary["histogram_crossover_dimension"] == next(d for d, e in zip(dims, tv) if e > 0.5) == 3
     assert summary["hist_l1_by_dim"]["40"] == pytest.approx(2.0)
     assert summary["max_hist_l1_theory_error"] < 0.2
 
     names = curse.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(curse.FIGURES)
+    assert names == list(curse.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    errors, bins = drawn["error_vs_dim"].axes
+    hist_line, knn_line, theory_line, level_line = [line for line in errors.get_lines() if len(line.get_xdata())]
+    np.testing.assert_allclose([hist_line.get_ydata(), knn_line.get_ydata()], [tv, knn], rtol=1e-9)
+    np.testing.assert_allclose(theory_line.get_ydata(), [curse.expected_uniform_l1(200, d, 10) / 2 for d in dims])
+    assert list(level_line.get_ydata()) == [0.5, 0.5]
+    np.testing.assert_allclose(bins.get_lines()[0].get_ydata(), [10.0**d for d in dims])
+    (ax,) = drawn["distance_ratio"].axes
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), ratio, rtol=1e-9)
 
     piece = curse.report(exp, summary, "figures/cu", "Cu")
     assert all(re.fullmatch(r"Cu[A-Za-z]+", k) for k in piece.macros)

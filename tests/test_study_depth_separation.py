@@ -126,14 +126,38 @@ def test_matched_widths_match_parameter_counts():
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("depth_separation", ds.DEFAULTS, ds.analyze, ds.figures, ds.report, ds.compute,
-                  ds.PARAMS_SCHEMA)
+    study = Study("depth_separation", ds.DEFAULTS, ds.analyze, ds.figures, ds.report, compute=ds.compute,
+                  params_schema=ds.PARAMS_SCHEMA)
     monkeypatch.setitem(STUDIES, "depth_separation", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "depth_separation"])
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def _radial_test_variance(p) -> float:
+    """Var y of the radial test set, redrawn from its stream [data_seed, dim] as float32 targets."""
+    rng = np.random.default_rng([p["data_seed"], p["dim"]])
+    rng.standard_normal((p["n_train"], p["dim"]))  # the training inputs come first
+    x = rng.standard_normal((p["n_test"], p["dim"]))
+    return float(np.var(np.sin(2 * np.pi * p["frequency"] * (np.linalg.norm(x, axis=1) - np.sqrt(p["dim"])))
+                        .astype(np.float32)))
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
     from mathdl.tasks import make_dataset
@@ -161,13 +185,40 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
     for k, fits in summary["shallow_fit_pieces"].items():
         assert all(p <= int(w) + 1 for w, p in fits.items())
     assert summary["shallow_min_error_over_bound"] >= 1.0
-    assert summary["mse_ratio_shallow_over_deep"] > 0
+    # The ratio of the engine's last-epoch test losses, read from the raw metrics: mean over seeds of
+    # the shallow network over that of the deep one, and the mean of the per-seed ratios.
+    m = tables.metrics[tables.metrics["split"] == "test"]  # the radial part (the sawtooth rows have no test split)
+    last = m[m["epoch"] == m["epoch"].max()]
+    final = last.pivot_table(index="run_id", columns="metric", values="value")
+    assert len(final) == 2 and final["shallow_mse"].ne(final["deep_mse"]).all()
+    assert summary["mse_ratio_shallow_over_deep"] == pytest.approx(
+        final["shallow_mse"].mean() / final["deep_mse"].mean(), rel=1e-12)
+    assert summary["mse_ratio_per_seed_mean"] == pytest.approx((final["shallow_mse"] / final["deep_mse"]).mean(),
+                                                               rel=1e-12)
+    var_y = _radial_test_variance(exp.params)
+    for arch in ("shallow", "deep"):
+        assert summary["test_mse"][arch]["mean"] == pytest.approx(final[f"{arch}_mse"].mean(), rel=1e-12)
+        np.testing.assert_allclose(final[f"{arch}_relative_mse"], final[f"{arch}_mse"] / var_y, rtol=1e-6)
     assert summary["shallow_params"] - summary["deep_params"] in range(-6, 7)
 
     names = ds.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(ds.FIGURES)
+    assert names == list(ds.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    curves, counts = drawn["sawtooth"].axes
+    for k, line in zip([1, 2, 3], curves.get_lines()):
+        np.testing.assert_array_equal(line.get_ydata(), ds.sawtooth(line.get_xdata(), k))
+    np.testing.assert_array_equal(counts.get_lines()[0].get_ydata(), [2, 4, 8])  # counted pieces
+    (ax,) = drawn["shallow_fit"].axes
+    lines = ax.get_lines()  # per k: the fitted errors (floored at 1e-12), then the bound (1 - W/2^k)_+ / 12
+    for k, fit, bound in zip([1, 2, 3], lines[::2], lines[1::2]):
+        np.testing.assert_allclose(fit.get_ydata(), np.maximum([summary["shallow_fit_l2_error"][str(k)][str(w)]
+                                                                for w in fit.get_xdata()], 1e-12))
+        np.testing.assert_allclose(bound.get_ydata(), np.maximum(0, 1 - bound.get_xdata() / 2**k) / 12)
+    (ax,) = drawn["radial"].axes
+    curves = [line.get_ydata() for line in ax.get_lines() if len(line.get_xdata())]
+    by_epoch = m.groupby(["metric", "epoch"])["value"].mean()
+    np.testing.assert_allclose(curves, [by_epoch["shallow_relative_mse"], by_epoch["deep_relative_mse"]], rtol=1e-6)
 
     piece = ds.report(exp, summary, "figures/ds", "Ds")
     assert all(re.fullmatch(r"Ds[A-Za-z]+", k) for k in piece.macros)

@@ -176,7 +176,8 @@ def test_threshold_error_is_zero_on_separable_points():
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("overfitting", of.DEFAULTS, of.analyze, of.figures, of.report, of.compute, of.PARAMS_SCHEMA, of.SWEEPABLE)
+    study = Study("overfitting", of.DEFAULTS, of.analyze, of.figures, of.report, compute=of.compute,
+                  params_schema=of.PARAMS_SCHEMA, sweepable=of.SWEEPABLE)
     monkeypatch.setitem(STUDIES, "overfitting", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "overfitting"])
@@ -203,8 +204,83 @@ def _run(config):
     return plan, exp, Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def _smooth(x):
+    return np.sin(2 * x) + 0.5 * np.cos(5 * x)  # the study's f, written out again
+
+
+def _independent_poly_errors(seeds, p) -> tuple[np.ndarray, np.ndarray]:
+    """(seed, degree) test and brute-force leave-one-out errors, redrawn from the study's random
+    stream [seed, 0] and fitted with numpy's Polynomial.fit (not the study's Legendre solver)."""
+    from numpy.polynomial import Polynomial
+
+    n, sigma, top = p["poly_points"], p["poly_noise"], p["poly_max_degree"]
+    test, loo = [], []
+    for seed in seeds:
+        rng = np.random.default_rng([seed, 0])
+        x = np.linspace(-1, 1, n)
+        y = _smooth(x) + sigma * rng.standard_normal(n)
+        x_test = rng.uniform(-1, 1, p["poly_test_points"])
+        y_test = _smooth(x_test) + sigma * rng.standard_normal(len(x_test))
+        test.append([np.mean((Polynomial.fit(x, y, d)(x_test) - y_test) ** 2) for d in range(top + 1)])
+        out = np.arange(n)[:, None] != np.arange(n)  # row i: every point but i
+        loo.append([np.mean([(Polynomial.fit(x[k], y[k], d)(x[i]) - y[i]) ** 2 for i, k in enumerate(out)])
+                    if d < n - 1 else np.nan for d in range(top + 1)])  # degree n - 1: undefined
+    return np.array(test), np.array(loo)
+
+
+def _independent_paths(seeds, p):
+    """Per seed: the ridge (normal equations) and LASSO (proximal gradient, not coordinate descent)
+    coefficients on the lambda grid, and their test errors, from the study's stream [seed, 1]."""
+    n, k = p["paths_train"], p["paths_nonzero"]
+    beta_star = np.zeros(p["paths_features"])
+    beta_star[:k] = [(-1) ** j * 2 * (k - j) / k for j in range(k)]
+    lambdas = np.geomspace(p["lambda_min"], p["lambda_max"], p["n_lambdas"])
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng([seed, 1])
+        x = rng.standard_normal((n, len(beta_star)))
+        y = x @ beta_star + p["paths_noise"] * rng.standard_normal(n)
+        x_test = rng.standard_normal((p["paths_test"], len(beta_star)))
+        y_test = x_test @ beta_star + p["paths_noise"] * rng.standard_normal(len(x_test))
+        ridge = np.array([np.linalg.solve(x.T @ x + n * lam * np.eye(len(beta_star)), x.T @ y) for lam in lambdas])
+        step = n / np.linalg.norm(x, 2) ** 2  # 1 / Lipschitz constant of the gradient of |y - X b|^2 / 2n
+        lasso = []
+        for lam in lambdas:
+            b = np.zeros(len(beta_star))
+            for _ in range(5000):  # linear convergence: X^T X / n is well conditioned for n = 3p
+                z = b - step * x.T @ (x @ b - y) / n
+                b = np.sign(z) * np.maximum(np.abs(z) - step * lam, 0)
+            lasso.append(b)
+        out.append({"ridge": ridge, "lasso": np.array(lasso),
+                    "ridge_mse": np.mean((ridge @ x_test.T - y_test) ** 2, axis=1),
+                    "lasso_mse": np.mean((np.array(lasso) @ x_test.T - y_test) ** 2, axis=1)})
+    return lambdas, out
+
+
+def _vertical_lines(ax) -> list[float]:
+    return [float(line.get_xdata()[0]) for line in ax.get_lines()
+            if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]]
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     import json
+
+    from mathdl.report import fmt
 
     config = {"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0, 1], "params": TINY}}}
     plan, exp, tables = _run(config)
@@ -215,24 +291,60 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
 
     summary = json.loads(json.dumps(of.analyze(tables, exp), allow_nan=False))
     assert summary["degrees"] == list(range(8))
-    assert 0 <= summary["best_degree"] <= 7
+    # The U curve and its minimiser against the same seeds' data refitted independently: degree 4
+    # (test error 0.110, next best 0.139 at degree 6); leave-one-out picks 1 (0.27, next 0.51).
+    test, loo = _independent_poly_errors([0, 1], exp.params)
+    np.testing.assert_allclose([e["mean"] for e in summary["poly_test_mse"]], test.mean(axis=0), rtol=1e-8)
+    assert summary["best_degree"] == int(np.argmin(test.mean(axis=0))) == 4
+    assert summary["best_degree_test_mse"]["mean"] == pytest.approx(test.mean(axis=0).min(), rel=1e-8)
+    assert summary["best_degree_loo"] == int(np.nanargmin(loo.mean(axis=0))) == 1
+    np.testing.assert_allclose([e["mean"] for e in summary["poly_loo_mse"][:-1]], loo.mean(axis=0)[:-1], rtol=1e-8)
     assert summary["train_mse_at_max_degree"]["mean"] < 1e-16  # degree n - 1 interpolates
     assert summary["poly_loo_mse"][-1]["mean"] is None  # and has no leave-one-out error
-    assert summary["best_lambda_ridge"] in summary["lambdas"]
-    assert summary["best_lambda_lasso"] in summary["lambdas"]
+    # Ridge and LASSO against solvers of their own; both are best at lambda = 0.075, the 4th of 9.
+    lambdas, paths = _independent_paths([0, 1], exp.params)
+    np.testing.assert_allclose(summary["lambdas"], lambdas, rtol=1e-12)
+    for method in ("ridge", "lasso"):
+        mean = np.mean([seed[f"{method}_mse"] for seed in paths], axis=0)
+        np.testing.assert_allclose([e["mean"] for e in summary[f"{method}_test_mse"]], mean, rtol=1e-7)
+        assert summary[f"best_lambda_{method}"] == pytest.approx(lambdas[np.argmin(mean)], rel=1e-12)
+        assert summary[f"best_lambda_{method}"] == pytest.approx(lambdas[3], rel=1e-12), method
+        assert summary[f"{method}_test_mse_at_best"]["mean"] == pytest.approx(mean.min(), rel=1e-7)
     assert summary["svm_separable_train_error_max"] == 0
     assert summary["featuremap_separable_after_map"] is True
-    assert summary["featuremap_threshold_error_min"] > 0
+    # Two of the five blues lie left of the reds, three right: every threshold misses at least two.
+    assert summary["featuremap_threshold_error_min"] == summary["featuremap_threshold_error"]["mean"] == 0.2
 
     names = of.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(of.FIGURES)
+    assert names == list(of.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    (ax,) = drawn["u_curve"].axes
+    train, leave_one_out, test_line = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
+    np.testing.assert_allclose(test_line.get_ydata(), test.mean(axis=0), rtol=1e-8)  # seaborn's mean over seeds
+    assert _vertical_lines(ax) == [4] and ax.get_xlabel() == "degree"
+    (ax,) = drawn["poly_fits"].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["f", "degree 1", "degree 4", "degree 7", "data"]
+    ridge_ax, lasso_ax = drawn["regularization_paths"].axes
+    assert (ridge_ax.get_title(), lasso_ax.get_title()) == ("ridge", "LASSO")
+    for ax, method in ((ridge_ax, "ridge"), (lasso_ax, "lasso")):
+        coefs = [line.get_ydata() for line in ax.get_lines() if len(line.get_xdata()) == len(lambdas)]
+        np.testing.assert_allclose(np.array(coefs).T, paths[0][method], atol=1e-7)  # the first seed's path
+        assert _vertical_lines(ax) == [pytest.approx(lambdas[3])]
+    (ax,) = drawn["regularization_error"].axes
+    curves = [line.get_ydata() for line in ax.get_lines() if len(line.get_xdata()) == len(lambdas)]
+    np.testing.assert_allclose(curves, [np.mean([s[f"{m}_mse"] for s in paths], axis=0) for m in ("ridge", "lasso")],
+                               rtol=1e-7)
+    assert [ax.get_title() for ax in drawn["svm_margins"].axes] == ["separable (hard margin)", "overlapping (C = 1)"]
+    assert [len(ax.get_legend().get_texts()) for ax in drawn["feature_map"].axes] == [2, 3]
 
     piece = of.report(exp, summary, "figures/of", "Of")
     assert all(re.fullmatch(r"Of[A-Za-z]+", k) for k in piece.macros)
     used = set(re.findall(r"\\(Of[A-Za-z]+)", piece.section + piece.slides))
     assert used <= set(piece.macros)
+    assert (piece.macros["OfBestDegree"], piece.macros["OfBestDegreeLoo"]) == (r"\num{4}", r"\num{1}")
+    assert piece.macros["OfBestLambdaRidge"] == piece.macros["OfBestLambdaLasso"] == fmt(float(lambdas[3]))
+    assert piece.macros["OfThresholdErrorMin"] == r"\num{0.2}"
     for name in names:
         assert f"figures/of/{name}.pdf" in piece.section
     bib = (root / "report" / "references.bib").read_text()
