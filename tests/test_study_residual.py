@@ -219,7 +219,22 @@ def _run(config):
     return plan, exp, Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
 
 
-def test_compute_analyze_figures_report(tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def test_compute_analyze_figures_report(tmp_path, root, drawn):
     config = {"device": "cpu", "experiments": {"res": TINY}}
     plan, exp, tables = _run(config)
     assert len(exp.groups) == 6  # depth x architecture; lr and seed are batched inside each job
@@ -227,15 +242,36 @@ def test_compute_analyze_figures_report(tmp_path, root):
     pd.testing.assert_frame_equal(tables.metrics, _run(config)[2].metrics)  # deterministic given the seeds
 
     summary = json.loads(json.dumps(rs.analyze(tables, exp), allow_nan=False))
-    for key in ("plain_loss_ratio_deep_over_shallow", "residual_deepest_train_loss"):
-        assert summary[key]["mean"] > 0
     assert summary["plain"]["best_lr"] == [0.03] * 3 and summary["residual"]["best_lr"] == [0.03] * 3
     assert summary["n_diverged"] == int(tables.runs["diverged"].sum())
+    # The numbers against the raw metrics: last-epoch training losses at lr 0.03, by architecture, depth, seed.
+    m = tables.metrics
+    last = m[(m["split"] == "train") & (m["metric"] == "loss") & (m["epoch"] == m["epoch"].max())]
+    loss = last.merge(tables.runs, on="run_id").query("`train.lr` == 0.03").set_index(
+        ["model.residual", "model.depth", "seed"])["value"].sort_index()
+    per_seed = loss[False, 32] / loss[False, 8]
+    ratio = summary["plain_loss_ratio_deep_over_shallow"]
+    assert ratio["per_seed"] == pytest.approx(per_seed.tolist(), rel=1e-12)
+    assert ratio["mean"] == pytest.approx(math.exp(np.log(per_seed).mean()), rel=1e-12)  # geometric
+    assert summary["residual_deepest_train_loss"]["mean"] == pytest.approx(loss[True, 32].mean(), rel=1e-12)
+    for arch, residual in (("plain", False), ("residual", True)):
+        assert [c["mean"] for c in summary[arch]["train_loss"]] == pytest.approx(
+            [loss[residual, d].mean() for d in (2, 8, 32)], rel=1e-12)
 
     names = rs.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(rs.FIGURES)
+    assert names == list(rs.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    train_panel, test_panel = drawn["loss_vs_depth"].axes
+    curves = [line for line in train_panel.get_lines() if len(line.get_xdata()) == 3]  # plain, then residual
+    for line, residual in zip(curves, (False, True), strict=True):
+        assert list(line.get_xdata()) == [2, 8, 32]
+        np.testing.assert_allclose(line.get_ydata(), [loss[residual, d].mean() for d in (2, 8, 32)], rtol=1e-6)
+    (ax,) = drawn["grad_norm_init"].axes  # one curve per architecture and depth 8, 32: a point per layer
+    assert sorted(len(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata())) == sorted(
+        rs.weight_layers(d, r) for r in (False, True) for d in (8, 32))
+    assert [ax.get_title() for ax in drawn["training_curves"].axes] == ["plain", "residual"]
+
 
     piece = rs.report(exp, summary, "figures/res", "Res")
     assert all(re.fullmatch(r"Res[A-Za-z]+", k) for k in piece.macros)
