@@ -17,6 +17,7 @@ import mathdl.config as cfg
 from mathdl import engine, models
 from mathdl.studies import residual as rs
 from mathdl.tables import Tables
+from mathdl.templating import render_experiment
 from mathdl.tasks import make_dataset
 
 torch.set_num_threads(1)
@@ -273,12 +274,20 @@ def test_compute_analyze_figures_report(tmp_path, root, drawn):
     assert [ax.get_title() for ax in drawn["training_curves"].axes] == ["plain", "residual"]
 
 
-    piece = rs.report(exp, summary, "figures/res", "Res")
-    assert all(re.fullmatch(r"Res[A-Za-z]+", k) for k in piece.macros)
-    used = set(re.findall(r"\\(Res[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros)
+    # The words of the real tiny run: lr 0.03 is the smallest of its grid and is selected everywhere;
+    # the diverged runs (lr 1e4) are none of the selected ones.
+    assert summary["n_lr_at_grid_edge"] == 6 and summary["n_diverged_at_selected_lr"] == 0
+    piece = render_experiment(exp, summary)
+    text = _words(piece.section)
     for name in names:
         assert f"figures/res/{name}.pdf" in piece.section
+    for arch in ("plain", "residual"):
+        assert f"the {arch} network at $H=2$, $H=8$ and $H=32$ (the smallest rate)" in text
+    assert "(the largest rate)" not in text and "inside the grid" not in text
+    assert f"{summary['n_diverged']} of the 24 networks diverged." in text
+    assert "None of them is at a selected learning rate" in text
+    assert "learning rate of $\\{0.03, 1e+04\\}$" in text and "2 epochs" in text and "(s)" not in text
+    assert "at $H=8$ and $H=32$ (mean and" in text  # the gradient figure's depths
     bib = (root / "report" / "references.bib").read_text()
     for keys in re.findall(r"\\cite[tp](?:\[[^\]]*\])?\{([^}]*)\}", piece.section):
         for key in keys.split(","):
@@ -287,14 +296,122 @@ def test_compute_analyze_figures_report(tmp_path, root, drawn):
 
 
 def test_report_without_the_ratio_depths():
-    """A sweep that misses depth 8 or 32 leaves the ratio undefined; the report says '--'."""
+    """A sweep that misses depth 8 or 32 leaves the ratio undefined; the text says so and compares no gradients."""
     config = {"device": "cpu", "experiments": {"res": {**TINY, "sweep": {"model.depth": [2], "model.residual": [False],
                                                                           "train.lr": [0.03]}}}}
     _, exp, tables = _run(config)
     summary = json.loads(json.dumps(rs.analyze(tables, exp), allow_nan=False))
     assert summary["plain_loss_ratio_deep_over_shallow"] is None and summary["residual_deepest_train_loss"] is None
-    piece = rs.report(exp, summary, "figures/res", "Res")
-    assert piece.macros["ResPlainLossRatio"] == "--"
+    text = _words(render_experiment(exp, summary).section)
+    assert "does not hold both $H=8$ and $H=32$, so their loss ratio is not defined" in text
+    assert "With a single learning rate nothing was tuned" in text and "edge of the grid" not in text
+    assert "At initialization" not in text and "residual network's mean" not in text
+
+
+# ----------------------------------------------------------------------------- the words against edited summaries
+
+
+def _words(latex: str) -> str:
+    """Rendered LaTeX with numbers as printed (\\num{0.5} -> 0.5) and lines joined: the text to assert on."""
+    return re.sub(r"\s+", " ", re.sub(r"\\num\{([^}]*)\}", r"\1", latex).replace("~", " ").replace("%\n", ""))
+
+
+@pytest.fixture
+def made_up():
+    """The experiment and summary of the made-up tables: plain 8 and 32 at lr 0.01 (the grid's smallest),
+    residual at 0.1 (its largest); the plain loss ratio 32 / 8 is 100; one run diverged."""
+    plan = _default_experiment()
+    exp = plan.experiment("res")
+    return exp, json.loads(json.dumps(rs.analyze(_synthetic_tables(exp), exp), allow_nan=False))
+
+
+def test_analysis_reports_selections_at_the_grid_edge_and_the_gradient_comparison(made_up):
+    _, summary = made_up
+    assert summary["lr_at_grid_edge"] == {"plain": {"smallest": [8, 32], "largest": []},
+                                          "residual": {"smallest": [], "largest": [8, 32]}}
+    assert summary["n_lr_at_grid_edge"] == 4 and summary["plain"]["best_lr_at_edge"] == [1, 1]
+    assert summary["n_diverged_at_selected_lr"] == 0  # the diverged run is at plain 8, lr 0.1: not selected
+    assert summary["plain_loss_ratio_deep_over_shallow"]["above_one"] == 1
+    res = summary["residual_loss_ratio_deep_over_shallow"]  # per seed 0.2, 0.15: the interval holds 1
+    assert res["ci_high"] > 1 and res["above_one"] == res["below_one"] == 0
+    assert summary["grad_depths"] == [8, 32] and summary["vanishing_ratio"] == rs.VANISHING_RATIO
+    assert summary["plain_grad_first_layer_deepest_over_shallow"] == pytest.approx(1.0)
+    assert summary["plain_grad_vanishes_at_deepest"] == 0  # first / last = 0.5
+
+
+def _render(exp, summary, **changes) -> tuple[str, str]:
+    piece = render_experiment(exp, {**summary, **changes})
+    return _words(piece.section), _words(piece.slides)
+
+
+def test_words_of_the_made_up_summary(made_up):
+    exp, summary = made_up
+    text, slides = _render(exp, summary)
+    assert "the plain network at $H=8$ and $H=32$ (the smallest rate)" in text
+    assert "the residual network at $H=8$ and $H=32$ (the largest rate)" in text
+    assert "may be a tuning artefact" in text and "unless a learning rate beyond the grid closes the gap" in text
+    assert "is 100 [100, 100] (95\\% interval over seeds): the deeper plain network trains worse" in text
+    assert "One of the 16 networks diverged. None of them is at a selected learning rate" in text
+    assert "left out of the means" not in text
+    # Gradients: ratio first / last 0.5 at both depths, first-layer norm 1.5 at both.
+    assert "do not vanish towards the input" in text and "the same in both" in text
+    assert "1.5 at $H=8$ and 1.5 at $H=32$" in text
+    assert "degradation" in slides and "the grid's smallest learning rate selected" in slides
+
+
+def test_words_when_every_rate_is_inside_its_grid(made_up):
+    exp, summary = made_up
+    inside = {a: {**summary[a], "best_lr_at_edge": [0, 0]} for a in ("plain", "residual")}
+    text, slides = _render(exp, summary, **inside, n_lr_at_grid_edge=0,
+                           lr_at_grid_edge={a: {"smallest": [], "largest": []} for a in ("plain", "residual")})
+    assert "Every architecture and $H$ selects a learning rate inside the grid" in text
+    assert "edge of the grid" not in text and "tuning artefact" not in text and "closes the gap" not in text
+    assert "dagger" not in text and "learning rate selected" not in slides
+
+
+@pytest.mark.parametrize("above, below, words, not_words", [
+    (1, 0, "the deeper plain network trains worse", ("trains better", "no clear difference")),
+    (0, 1, "the deeper plain network trains better, so there is no degradation", ("network trains worse", "no clear difference")),
+    (0, 0, "no clear difference, so no clear degradation", ("deeper plain network trains",)),
+])
+def test_degradation_words_follow_the_interval(made_up, above, below, words, not_words):
+    exp, summary = made_up
+    ratio = {**summary["plain_loss_ratio_deep_over_shallow"], "above_one": above, "below_one": below}
+    text, _ = _render(exp, summary, plain_loss_ratio_deep_over_shallow=ratio)
+    assert words in text
+    assert not any(w in text for w in not_words)
+
+
+def test_gradient_words_follow_their_numbers(made_up):
+    exp, summary = made_up
+    plain = {**summary["plain"], "grad_norm_first_layer": [{"mean": 0.742}, {"mean": 0.086}],
+             "grad_norm_ratio_first_over_last": [{"mean": 0.5}, {"mean": 0.03}]}
+    text, _ = _render(exp, summary, plain=plain, plain_grad_first_layer_deepest_over_shallow=0.086 / 0.742,
+                      plain_grad_vanishes_at_deepest=1)
+    assert "0.742 at $H=8$ and 0.086 at $H=32$, 8.63 times smaller in the deeper plain network" in text
+    assert "the plain network's gradients vanish towards the input" in text and "do not vanish" not in text
+    assert "may be partly one of vanishing gradients" in text and "geometry of the loss" not in text
+    # Smaller but not vanishing: neither explanation is claimed.
+    text, _ = _render(exp, summary, plain=plain, plain_grad_first_layer_deepest_over_shallow=0.086 / 0.742,
+                      plain_grad_vanishes_at_deepest=0)
+    assert "do not vanish towards the input" in text and "this experiment does not tell" in text
+    assert "neither vanishing towards the input nor smaller" not in text
+    # No degradation between the figure's depths: no explanation at all.
+    calm = {**summary["plain_loss_ratio_deepest_over_shallow"], "above_one": 0}
+    text, _ = _render(exp, summary, plain_loss_ratio_deepest_over_shallow=calm)
+    assert "trains worse than the one with" not in text
+
+
+@pytest.mark.parametrize("n_diverged, at_selected, words", [
+    (0, 0, "No run diverged."),  # common.diverged: its none case names runs whatever `what` is
+    (16, 16, "All 16 networks diverged."),
+    (3, 2, "3 of the 16 networks diverged. 2 of them are at a selected learning rate and left out of the means."),
+])
+def test_divergence_words(made_up, n_diverged, at_selected, words):
+    exp, summary = made_up
+    text, slides = _render(exp, summary, n_diverged=n_diverged, n_diverged_at_selected_lr=at_selected)
+    assert words in text
+    assert ("diverged" in slides) == (n_diverged > 0)
 
 
 def test_a_sweep_over_other_keys_is_refused():

@@ -56,10 +56,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import (
-    OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex, fmt, named,
-    slug,
-)
 from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 from mathdl.tasks import n_outputs
 
@@ -83,7 +79,11 @@ DEFAULTS: dict[str, Any] = {
     "sweep": {
         "model.depth": [2, 4, 8, 16, 32, 64],
         "model.residual": [False, True],
-        "train.lr": [0.01, 0.03, 0.1],  # per-run: every (depth, architecture) is one job over lr and seeds
+        # Per-run: every (depth, architecture) is one job over lr and seeds. Wide enough that, at these sizes,
+        # every depth and architecture selects a rate inside the grid (on [0.01, 0.03, 0.1] the plain networks
+        # of 16 and 64 hidden layers took the smallest, the shallow ones the largest); the analysis reports
+        # any selection at the grid's edge.
+        "train.lr": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
     },
 }
 
@@ -93,6 +93,8 @@ ARCHITECTURES = ("plain", "residual")
 # A module constant rather than a study parameter: parameters shape the group ids, and changing
 # an analysis-only number must not retrain anything.
 SHALLOW_DEPTH, DEEP_DEPTH = 8, 32
+# A first-layer gradient norm below this fraction of the read-out's counts as vanishing towards the input.
+VANISHING_RATIO = 0.1
 # Bootstrap resamples of the figures' bands: with a handful of seeds there are few distinct
 # resamples (10 for 3 seeds), so seaborn's default 1,000 only costs time. Seeded: the same figure twice.
 N_BOOT = 200
@@ -249,9 +251,20 @@ def _loss_ratio(chosen: pd.DataFrame, arch: str, shallow: int, deep: int) -> dic
     if not seeds:
         return None
     ratios = (b[seeds] / a[seeds]).to_numpy(float)
-    return {**geometric_mean_ci(ratios), "mean_kind": "geometric", "per_seed": [json_number(r) for r in ratios],
+    ci = geometric_mean_ci(ratios)
+    return {**ci, "mean_kind": "geometric", "per_seed": [json_number(r) for r in ratios],
             "ratio_of_means": json_number(b[seeds].mean() / a[seeds].mean()),
-            "shallow_depth": shallow, "deep_depth": deep}
+            "shallow_depth": shallow, "deep_depth": deep,
+            # The words' cases: the interval (the mean, with one seed) lies above 1 (the deeper network
+            # trains worse), below 1 (better), or contains 1.
+            "above_one": int(_beyond_one(ci, 1)), "below_one": int(_beyond_one(ci, -1))}
+
+
+def _beyond_one(ci: dict, sign: int) -> bool:
+    """The interval lies entirely above 1 (sign 1) or below 1 (sign -1); without an interval, its mean."""
+    bound = ci["ci_low"] if sign > 0 else ci["ci_high"]
+    value = bound if bound is not None else ci["mean"]
+    return value is not None and sign * (value - 1) > 0
 
 
 def analyze(tables, experiment) -> dict:
@@ -267,11 +280,14 @@ def analyze(tables, experiment) -> dict:
     n_classes = n_outputs(task)
     summary: dict[str, Any] = {
         "confidence": CI_LEVEL,
-        "selection": ("final epoch; per (architecture, depth) the learning rate with the lowest mean final "
-                      "training loss over seeds (training split only; the test split is never used to select)"),
+        "selection": ("final epoch; per (architecture, depth) the learning rate with the fewest failed seeds, "
+                      "then the lowest mean final training loss over seeds (training split only; the test split "
+                      "is never used to select)"),
         "n_seeds": int(runs["seed"].nunique()),
         "n_runs": int(len(runs)),
         "n_diverged": int(runs["failed"].sum()),
+        # Failed runs at a selected lr: the only ones a mean could have included (they are left out).
+        "n_diverged_at_selected_lr": int(chosen["failed"].sum()),
         "depths": depths,
         "architectures": archs,
         "lrs": sorted(float(v) for v in runs["lr"].unique()),
@@ -295,13 +311,15 @@ def analyze(tables, experiment) -> dict:
         at = chosen[chosen["architecture"] == arch]
         g = grads[grads["architecture"] == arch]
         # n_diverged: over all lrs and seeds of the depth; the rest at the selected lr.
-        entry: dict[str, Any] = {"weight_layers": [], "best_lr": [], "n_diverged": [], "train_loss": [],
+        entry: dict[str, Any] = {"weight_layers": [], "best_lr": [], "best_lr_at_edge": [], "n_diverged": [],
+                                 "train_loss": [],
                                  "train_error": [], "test_error": [], "grad_norm_first_layer": [],
                                  "grad_norm_last_layer": [], "grad_norm_ratio_first_over_last": []}
         for depth in depths:
             d = at[at["depth"] == depth]
             entry["weight_layers"].append(weight_layers(depth, arch == "residual"))
             entry["best_lr"].append(best.get((arch, depth)))
+            entry["best_lr_at_edge"].append(int(_at_grid_edge(best.get((arch, depth)), summary["lrs"])))
             at_depth = runs[(runs["architecture"] == arch) & (runs["depth"] == depth)]
             entry["n_diverged"].append(int(at_depth["failed"].sum()))
             for col in ("train_loss", "train_error", "test_error"):
@@ -317,10 +335,24 @@ def analyze(tables, experiment) -> dict:
             entry["grad_norm_ratio_first_over_last"].append(mean_ci_dict(first / last))
         summary[arch] = entry
 
+    # A selected lr at the grid's smallest or largest value: a rate beyond the grid might train better there,
+    # so a comparison at that depth may be a tuning artefact (the text says so where it happens).
+    lrs = summary["lrs"]
+    summary["lr_at_grid_edge"] = {
+        arch: {side: [d for d, lr, edge in zip(depths, summary[arch]["best_lr"], summary[arch]["best_lr_at_edge"])
+                      if edge and lr == value] for side, value in (("smallest", lrs[0]), ("largest", lrs[-1]))}
+        for arch in archs}
+    summary["n_lr_at_grid_edge"] = sum(sum(summary[arch]["best_lr_at_edge"]) for arch in archs)
+
+    deepest = max(depths)
+    summary["shallow_depth"], summary["deep_depth"], summary["deepest_depth"] = SHALLOW_DEPTH, DEEP_DEPTH, deepest
     summary["plain_loss_ratio_deep_over_shallow"] = _loss_ratio(chosen, "plain", SHALLOW_DEPTH, DEEP_DEPTH)
     summary["residual_loss_ratio_deep_over_shallow"] = _loss_ratio(chosen, "residual", SHALLOW_DEPTH, DEEP_DEPTH)
-    deepest = max(depths)
-    summary["deepest_depth"] = deepest
+    # The same between the two depths of the gradient figure (the shallow and the deepest).
+    for arch in ARCHITECTURES:
+        summary[f"{arch}_loss_ratio_deepest_over_shallow"] = (
+            _loss_ratio(chosen, arch, SHALLOW_DEPTH, deepest) if deepest != SHALLOW_DEPTH else None)
+    summary.update(_gradient_comparison(summary, depths, archs))
     for arch in ARCHITECTURES:
         d = chosen[(chosen["architecture"] == arch) & (chosen["depth"] == deepest)]
         summary[f"{arch}_deepest_train_loss"] = mean_ci_dict(d["train_loss"]) if len(d) else None
@@ -332,6 +364,39 @@ def analyze(tables, experiment) -> dict:
         residual_norm_growth(model.residual_scale, deepest) if model.init == "he" else None
     )
     return summary
+
+
+def _at_grid_edge(lr: float | None, grid: list[float]) -> bool:
+    """The selected lr is the smallest or the largest of a grid of at least two rates."""
+    return lr is not None and len(grid) > 1 and lr in (grid[0], grid[-1])
+
+
+def gradient_depths(depths) -> list[int]:
+    """The depths of the gradient figure and of the text's gradient comparison: the shallow and the deepest."""
+    return sorted({d for d in (SHALLOW_DEPTH, max(depths)) if d in depths})
+
+
+def _gradient_comparison(summary: dict, depths: list[int], archs: list[str]) -> dict:
+    """Per architecture, between the figure's depths: the first layer's gradient norm at the deepest over
+    that at the shallow depth (ratio of the means over seeds), and whether the deepest network's gradients
+    vanish towards the input (mean first-layer over read-out ratio below VANISHING_RATIO)."""
+    shown, deepest = gradient_depths(depths), max(depths)
+    out: dict[str, Any] = {"grad_depths": shown, "vanishing_ratio": VANISHING_RATIO}
+    for arch in ARCHITECTURES:
+        first = _means(summary[arch]["grad_norm_first_layer"], depths) if arch in archs else {}
+        ratio = _means(summary[arch]["grad_norm_ratio_first_over_last"], depths) if arch in archs else {}
+        shallow_first, deepest_first = first.get(SHALLOW_DEPTH), first.get(deepest)
+        out[f"{arch}_grad_first_layer_deepest_over_shallow"] = (
+            json_number(deepest_first / shallow_first)
+            if len(shown) == 2 and shallow_first and deepest_first is not None else None)
+        r = ratio.get(deepest)
+        out[f"{arch}_grad_vanishes_at_deepest"] = None if r is None else int(r < VANISHING_RATIO)
+    return out
+
+
+def _means(cis: list, depths: list[int]) -> dict[int, float | None]:
+    """{depth: mean} of a per-depth list of confidence intervals (None where missing)."""
+    return {d: None if c is None else c["mean"] for d, c in zip(depths, cis)}
 
 
 # ----------------------------------------------------------------------------- figures
@@ -366,7 +431,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
         sns.lineplot(data=chosen, x="depth", y=col, hue="architecture", palette=palette, marker="o",
                      errorbar=errorbar, n_boot=N_BOOT, seed=0, ax=ax)
         _depth_axis(ax, summary["depths"])
-        ax.set(xlabel="depth $L$ (hidden layers / residual blocks)", ylabel=label)
+        ax.set(xlabel="hidden layers / residual blocks $H$", ylabel=label)
     ax_loss.set_yscale("log")
     if ax_err.get_legend() is not None:
         ax_err.get_legend().remove()
@@ -377,12 +442,10 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     names.append(plots.save(fig, outdir, "loss_vs_depth", plot))
 
     grads = gradient_norms(tables)
-    deepest = summary["deepest_depth"]
-    shown = sorted({d for d in (SHALLOW_DEPTH, deepest) if d in summary["depths"]})
-    g = grads[grads["depth"].isin(shown)].copy()
-    g["depth $L$"] = g["depth"].astype(str)
+    g = grads[grads["depth"].isin(gradient_depths(summary["depths"]))].copy()
+    g["$H$"] = g["depth"].astype(str)
     fig, (ax,) = plots.new_figure(plot)
-    sns.lineplot(data=g, x="layer", y="value", hue="architecture", style="depth $L$", palette=palette,
+    sns.lineplot(data=g, x="layer", y="value", hue="architecture", style="$H$", palette=palette,
                  errorbar=errorbar, n_boot=N_BOOT, seed=0, ax=ax)
     ax.set(yscale="log", xlabel="linear layer $l$ (input to output)",
            ylabel=r"$\|\nabla_{W_l,b_l}\mathcal{L}(\theta_0)\|$")
@@ -420,7 +483,7 @@ def _depth_panels(axes, data: pd.DataFrame, x: str, y: str, depths, errorbar, ma
         sns.lineplot(data=part, x=x, y=y, hue="depth", palette="viridis", hue_norm=_log_norm(depths),
                      marker=marker, errorbar=errorbar, n_boot=N_BOOT, seed=0, legend="full", ax=ax)
         ax.set_yscale("log")
-        ax.legend(title="$L$", fontsize="x-small", ncols=2)
+        ax.legend(title="$H$", fontsize="x-small", ncols=2)
 
 
 def _depth_axis(ax, depths) -> None:
@@ -439,240 +502,50 @@ def _log_norm(depths):
     return LogNorm(vmin=min(depths), vmax=max(depths) if max(depths) > min(depths) else min(depths) + 1)
 
 
-# ----------------------------------------------------------------------------- report
-
-
-def _mean(entry) -> float | None:
-    return None if entry is None else entry["mean"]
+# ----------------------------------------------------------------------------- words (templates/)
 
 
 INIT_NAMES = {"he": "He", "pytorch": "PyTorch's default", "glorot": "Glorot", "uniform": "uniform",
               "ntk": "NTK-parametrized"}
-# A first-layer gradient this many times smaller than the read-out's counts as vanishing.
-VANISHING_RATIO = 0.1
+# What the templates cite at one depth, per architecture: summary[arch][key][i] (its mean where an interval).
+AT_KEYS = {"train_loss": "train_loss", "test_error": "test_error", "grad_first": "grad_norm_first_layer",
+           "grad_ratio": "grad_norm_ratio_first_over_last", "best_lr": "best_lr", "lr_at_edge": "best_lr_at_edge",
+           "weight_layers": "weight_layers"}
 
 
-def _degrades(ratio: dict) -> bool:
-    """Degradation: the deep-over-shallow loss ratio's interval lies above 1 (its mean, with one seed)."""
-    low, mean = ratio.get("ci_low"), ratio.get("mean")
-    return mean is not None and (low > 1 if low is not None else mean > 1)
+def context(experiment, summary) -> dict:
+    """What the templates need beyond the summary: ``at[H][arch]``, the values the words cite at H hidden
+    layers or blocks (None where the sweep lacks the depth or the architecture), the names of the
+    initialization and the optimizer, and the table's header and rows."""
+    from mathdl.report import OPTIMIZER_NAMES, escape, fmt, named
 
+    depths = summary["depths"]
 
-def _degradation_words(ratio: dict) -> str:
-    if ratio.get("mean") is None:
-        return "the ratio's depths were not trained"
-    return "degradation" if _degrades(ratio) else "no clear degradation at this budget"
+    def value(arch: str, key: str, depth: int):
+        if arch not in summary or depth not in depths:
+            return None
+        v = summary[arch][AT_KEYS[key]][depths.index(depth)]
+        return v["mean"] if isinstance(v, dict) else v
 
-
-def _residual_words(ratio: dict, p: str) -> str:
-    high, mean = ratio.get("ci_high"), ratio.get("mean")
-    falls = mean is not None and (high if high is not None else mean) < 1
-    return (f"The residual network's loss {'falls' if falls else 'does not clearly fall'} from "
-            f"$L=\\{p}ShallowDepth$ to $L=\\{p}DeepDepth$")
-
-
-def _gradient_words(summary: dict, p: str) -> tuple[str, str]:
-    """The finding on the plain network's gradients at initialization at the ratio's deep depth, and a
-    conclusion (empty, or a sentence): vanishing towards the input (first layer / read-out below
-    VANISHING_RATIO), smaller than at the shallow depth by that factor, or neither."""
-    ratio = _mean(_at(summary, "plain", "grad_norm_ratio_first_over_last", DEEP_DEPTH))
-    first_deep = _mean(_at(summary, "plain", "grad_norm_first_layer", DEEP_DEPTH))
-    first_shallow = _mean(_at(summary, "plain", "grad_norm_first_layer", SHALLOW_DEPTH))
-    degraded = _degrades(summary["plain_loss_ratio_deep_over_shallow"] or {})
-    at = f"at $L=\\{p}DeepDepth$ "
-    if ratio is None or first_deep is None or first_shallow is None:
-        return "the gradients behave as follows", ""
-    if ratio < VANISHING_RATIO:
-        return (at + "the plain network's gradients vanish towards the input",
-                " The deep plain network's difficulty is at least partly one of vanishing gradients "
-                "\\citep{glorot2010understanding}." if degraded else "")
-    if first_deep < VANISHING_RATIO * first_shallow:
-        return (at + "the plain network's gradients do not vanish towards the input, but all of them are much "
-                f"smaller than at $L=\\{p}ShallowDepth$", "")
-    return (at + "the plain network's gradients neither vanish towards the input nor are much smaller than at "
-            f"$L=\\{p}ShallowDepth$",
-            " As in \\citet{he2016deep}, where batch normalization kept the signals at healthy scales, the deep "
-            "plain network's difficulty lies in the geometry of its loss rather than in the size of its gradients "
-            "at the start \\citep{balduzzi2017shattered,hanin2018start}." if degraded else "")
-
-
-def _at(summary: dict, arch: str, key: str, depth: int):
-    """summary[arch][key] at ``depth``, or None where the depth or the architecture is missing."""
-    if arch not in summary or depth not in summary["depths"]:
-        return None
-    return summary[arch][key][summary["depths"].index(depth)]
-
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    s = slug(experiment.name)
-    p = prefix
-    level = round(100 * summary["confidence"])
-    ratio = summary["plain_loss_ratio_deep_over_shallow"] or {}
-    res_ratio = summary["residual_loss_ratio_deep_over_shallow"] or {}
-    deepest = summary["deepest_depth"]
-    macros = {
-        f"{p}NumSeeds": fmt(summary["n_seeds"]),
-        f"{p}NumRuns": fmt(summary["n_runs"]),
-        f"{p}NumDiverged": fmt(summary["n_diverged"]),
-        f"{p}Width": fmt(summary["width"]),
-        f"{p}Epochs": fmt(summary["epochs"]),
-        f"{p}BatchSize": fmt(summary["batch_size"]),
-        f"{p}NumTrain": fmt(summary["n_train"]),
-        f"{p}NumTest": fmt(summary["n_test"]),
-        f"{p}Momentum": fmt(summary["momentum"]),
-        f"{p}ResidualScale": fmt(summary["residual_scale"]),
-        f"{p}MinDepth": fmt(min(summary["depths"])),
-        f"{p}MaxDepth": fmt(deepest),
-        f"{p}MinLr": fmt(summary["lrs"][0]),
-        f"{p}MaxLr": fmt(summary["lrs"][-1]),
-        f"{p}ShallowDepth": fmt(SHALLOW_DEPTH),
-        f"{p}DeepDepth": fmt(DEEP_DEPTH),
-        f"{p}ChanceLoss": fmt(summary["chance_loss"]),
-        f"{p}PlainLossRatio": fmt(ratio.get("mean")),
-        f"{p}PlainLossRatioLow": fmt(ratio.get("ci_low")),
-        f"{p}PlainLossRatioHigh": fmt(ratio.get("ci_high")),
-        f"{p}ResidualLossRatio": fmt(res_ratio.get("mean")),
-        f"{p}ResidualLossRatioLow": fmt(res_ratio.get("ci_low")),
-        f"{p}ResidualLossRatioHigh": fmt(res_ratio.get("ci_high")),
-        f"{p}PlainBestDepth": fmt(summary.get("plain_best_depth")),
-        f"{p}NormGrowth": fmt(summary["residual_norm_growth_at_deepest"]),
-    }
-    for arch, name in (("plain", "Plain"), ("residual", "Residual")):
-        for depth, where in ((SHALLOW_DEPTH, "Shallow"), (DEEP_DEPTH, "Deep"), (deepest, "Deepest")):
-            macros[f"{p}{name}{where}Loss"] = fmt(_mean(_at(summary, arch, "train_loss", depth)))
-            macros[f"{p}{name}{where}TestError"] = fmt(_mean(_at(summary, arch, "test_error", depth)))
-        deep = summary.get(f"{arch}_deepest_train_loss") or {}
-        macros[f"{p}{name}DeepestLossLow"] = fmt(deep.get("ci_low"))
-        macros[f"{p}{name}DeepestLossHigh"] = fmt(deep.get("ci_high"))
-        macros[f"{p}{name}DeepestLayers"] = fmt(weight_layers(deepest, arch == "residual"))
-        for depth, where in ((SHALLOW_DEPTH, "Shallow"), (DEEP_DEPTH, "Deep"), (deepest, "Deepest")):
-            ratio_at = _at(summary, arch, "grad_norm_ratio_first_over_last", depth)
-            macros[f"{p}{name}{where}GradRatio"] = fmt(_mean(ratio_at))
-            macros[f"{p}{name}{where}GradFirst"] = fmt(_mean(_at(summary, arch, "grad_norm_first_layer", depth)))
-
-    rows = []
-    for i, depth in enumerate(summary["depths"]):
-        row = [fmt(depth)]
-        for arch in ARCHITECTURES:
-            if arch not in summary:
-                row += ["--"] * 3
-                continue
-            e = summary[arch]
-            row += [fmt(e["best_lr"][i]), fmt(_mean(e["train_loss"][i])), fmt(_mean(e["test_error"][i]))]
-        rows.append(row)
-    table = booktabs_table(
-        ["$L$", "lr (plain)", "train loss", "test error", "lr (res.)", "train loss", "test error"], rows,
-        caption=(f"Plain ($L+1$ weight layers) and residual ($2L+2$ weight layers) networks of width "
-                 f"\\{p}Width{{}} on the digits: selected learning rate, final training loss and final test error "
-                 f"(last epoch; means over \\{p}NumSeeds{{}} seeds)."),
-        label=f"tab:{s}")
-    init = INIT_NAMES.get(summary["init"], escape(summary["init"]))
-    task_text = data_set_name(summary["task"])
-    chance = f" (chance level $\\log {summary['n_classes']}=\\{p}ChanceLoss$)" if summary["chance_loss"] else ""
-    grad_sentence, grad_conclusion = _gradient_words(summary, p)
+    at = {d: {arch: {k: value(arch, k, d) for k in AT_KEYS} for arch in ARCHITECTURES}
+          for d in {*depths, SHALLOW_DEPTH, DEEP_DEPTH}}
     optimizer = named(OPTIMIZER_NAMES, summary["optimizer"])
-    if summary["optimizer"] in ("momentum", "nesterov", "adam"):
-        optimizer += f" (momentum \\{p}Momentum)"
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"\citet{he2016deep} observed that plain networks beyond some depth reach a higher \emph{training} "
-        r"error than shallower ones, although they could copy the shallower network and set their extra "
-        r"layers to the identity: the degradation problem (Section~\ref{sec:bg-resnets}). Residual blocks "
-        r"$h_k=h_{k-1}+s\,F_k(h_{k-1})$ make the identity the default and carry the loss's gradient "
-        r"unattenuated through the Jacobian $\prod_k(I+s\,\partial F_k/\partial h)$ \citep{he2016identity}. "
-        r"He initialization \citep{he2015delving} keeps the mean squared activations of a plain ReLU network "
-        r"constant in depth, so neither signals nor gradients vanish or explode on average; "
-        r"\citet{hanin2018start} showed that their fluctuations still grow like $\exp(cL/w)$ in the ratio of "
-        r"depth $L$ to width $w$, and \citet{balduzzi2017shattered} that the gradients of deep plain networks "
-        r"decorrelate across inputs with depth, those of residual networks far more slowly. For a residual block at He "
-        r"initialization $\mathbb{E}\|h_k\|^2=(1+2s^2)\,\mathbb{E}\|h_{k-1}\|^2$, so the branch scale $s$ "
-        r"must shrink like $L^{-1/2}$ for the stream to stay bounded \citep{hanin2018start}.",
-        "",
-        f"We trained plain ReLU networks with $L$ hidden layers and residual networks with $L$ blocks "
-        f"(a linear embedding, $L$ blocks of two layers with branch scale $s=\\{p}ResidualScale$, a read-out), "
-        f"$L=\\{p}MinDepth$ to \\{p}MaxDepth, all of width \\{p}Width{{}} with {init} initialization, on "
-        f"{task_text}, \\{p}NumTrain{{}} training and \\{p}NumTest{{}} test images, with the same budget: "
-        f"{optimizer} on the {escape(summary['loss'].replace('_', ' '))} "
-        f"loss, minibatches of \\{p}BatchSize, \\{p}Epochs{{}} epochs, learning rates \\{p}MinLr{{}} to "
-        f"\\{p}MaxLr, \\{p}NumSeeds{{}} seeds each (\\{p}NumRuns{{}} networks, \\{p}NumDiverged{{}} diverged). "
-        r"We compare at equal $L$: the residual network then has $2L+2$ weight layers against $L+1$, which "
-        r"favours the plain network. For each architecture and depth we report the learning rate with the "
-        r"lowest mean final training loss; the question is whether a network can be trained at all, so the "
-        r"training loss selects, and the test error is read at those runs (last epoch, never selected on test). "
-        + (f"At He initialization the residual stream's expected squared norm grows by "
-           f"$(1+2s^2)^L=\\{p}NormGrowth$ up to $L=\\{p}MaxDepth$." if summary["init"] == "he" else ""),
-        "",
-        f"Figure~\\ref{{fig:{s}-depth}} and Table~\\ref{{tab:{s}}} show the results. The plain network trains best at "
-        f"$L=\\{p}PlainBestDepth$; its final training loss is \\{p}PlainShallowLoss{{}} at $L=\\{p}ShallowDepth$ and "
-        f"\\{p}PlainDeepLoss{{}} at $L=\\{p}DeepDepth$, a ratio of \\{p}PlainLossRatio{{}} "
-        f"[\\{p}PlainLossRatioLow, \\{p}PlainLossRatioHigh] (geometric mean of the per-seed ratios, {level}\\% "
-        f"interval), "
-        f"and \\{p}PlainDeepestLoss{{}} at $L=\\{p}MaxDepth${chance}: {_degradation_words(ratio)}. "
-        f"{_residual_words(res_ratio, p)}: \\{p}ResidualShallowLoss{{}} at $L=\\{p}ShallowDepth$, "
-        f"\\{p}ResidualDeepLoss{{}} at $L=\\{p}DeepDepth$ (ratio \\{p}ResidualLossRatio{{}} "
-        f"[\\{p}ResidualLossRatioLow, \\{p}ResidualLossRatioHigh]) and \\{p}ResidualDeepestLoss{{}} "
-        f"[\\{p}ResidualDeepestLossLow, \\{p}ResidualDeepestLossHigh] at $L=\\{p}MaxDepth$ "
-        f"(\\{p}ResidualDeepestLayers{{}} weight layers). Test errors at $L=\\{p}MaxDepth$: plain "
-        f"\\{p}PlainDeepestTestError, residual \\{p}ResidualDeepestTestError. "
-        f"Figure~\\ref{{fig:{s}-lr}} shows the final training loss at every learning rate of the grid, and "
-        f"Figure~\\ref{{fig:{s}-curves}} the training loss during training.",
-        "",
-        f"At initialization (Figure~\\ref{{fig:{s}-grad}}) {grad_sentence}: the ratio of the first layer's "
-        f"gradient norm to the read-out's is \\{p}PlainShallowGradRatio, \\{p}PlainDeepGradRatio{{}} and "
-        f"\\{p}PlainDeepestGradRatio{{}} at $L=\\{p}ShallowDepth$, \\{p}DeepDepth{{}} and \\{p}MaxDepth{{}} "
-        f"(residual: \\{p}ResidualShallowGradRatio, \\{p}ResidualDeepGradRatio{{}} and "
-        f"\\{p}ResidualDeepestGradRatio), and the first layer's gradient norm is \\{p}PlainShallowGradFirst, "
-        f"\\{p}PlainDeepGradFirst{{}} and \\{p}PlainDeepestGradFirst{{}} (residual: "
-        f"\\{p}ResidualShallowGradFirst, \\{p}ResidualDeepGradFirst{{}} and \\{p}ResidualDeepestGradFirst)."
-        f"{grad_conclusion} "
-        r"The unrolled residual network is an ensemble of paths, mostly short ones \citep{veit2016residual}.",
-        "",
-        figure_tex(
-            figure_dir, "loss_vs_depth",
-            f"Final training loss (left, log scale) and test error (right) against depth $L$ for plain "
-            f"and residual networks of width \\{p}Width, at each one's selected learning rate (mean and {level}\\% "
-            r"band over seeds; dotted: the loss of the uniform prediction).",
-            f"fig:{s}-depth"),
-        "",
-        figure_tex(
-            figure_dir, "grad_norm_init",
-            r"Norm of the gradient of the training loss with respect to each linear layer's weight and bias "
-            f"at initialization, from the input ($l=1$) to the read-out, for depth \\{p}ShallowDepth{{}} and "
-            f"\\{p}MaxDepth{{}} (mean and {level}\\% band over seeds; a residual network of depth $L$ has $2L+2$ "
-            r"layers, a plain one $L+1$).",
-            f"fig:{s}-grad", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "training_curves",
-            r"Training loss during training at each depth's selected learning rate, plain (left) and "
-            f"residual (right); mean and {level}\\% band over seeds.",
-            f"fig:{s}-curves"),
-        "",
-        figure_tex(
-            figure_dir, "lr_sensitivity",
-            r"Final training loss against the learning rate, one curve per depth, plain (left) and residual "
-            f"(right); diverged runs are left out (mean and {level}\\% band over seeds).",
-            f"fig:{s}-lr"),
-        "",
-        table,
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}}}",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/loss_vs_depth.pdf}}",
-        r"  \small",
-        r"  \begin{itemize}",
-        f"    \\item width \\{p}Width, depth \\{p}MinDepth--\\{p}MaxDepth, same optimizer and \\{p}Epochs{{}} epochs; "
-        f"residual branch scale \\{p}ResidualScale",
-        f"    \\item plain training loss, depth \\{p}DeepDepth{{}} over \\{p}ShallowDepth: \\{p}PlainLossRatio{{}} "
-        f"[\\{p}PlainLossRatioLow, \\{p}PlainLossRatioHigh]: {_degradation_words(ratio)}",
-        f"    \\item residual at depth \\{p}MaxDepth: training loss \\{p}ResidualDeepestLoss{{}} "
-        f"(plain \\{p}PlainDeepestLoss)",
-        r"  \end{itemize}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
+    if summary["optimizer"] in ("momentum", "nesterov"):
+        optimizer += f" (momentum {fmt(summary['momentum'])})"
+    elif summary["optimizer"] == "adam":
+        optimizer += f" ($\\beta_1={fmt(summary['momentum'])}$)"
+
+    def lr_cell(arch: str, d: int) -> str:
+        edge = r"$^\dagger$" if at[d][arch]["lr_at_edge"] else ""
+        return fmt(at[d][arch]["best_lr"]) + edge
+
+    rows = [[fmt(d)] + [cell for arch in ARCHITECTURES for cell in
+                        (lr_cell(arch, d), fmt(at[d][arch]["train_loss"]), fmt(at[d][arch]["test_error"]))]
+            for d in depths]
+    return {
+        "at": at,
+        "init_name": INIT_NAMES.get(summary["init"], escape(summary["init"])),
+        "optimizer_name": optimizer,
+        "header": ["$H$", "lr (plain)", "train loss", "test error", "lr (res.)", "train loss", "test error"],
+        "rows": rows,
+    }
