@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -54,34 +55,196 @@ def load_schema() -> dict:
     return yaml.safe_load(schema_path().read_text())
 
 
+MAX_PLAN_BYTES = 1_000_000  # a plan is a page of YAML; anything near this is a mistake
+MAX_ALIASES = 100  # YAML aliases (*name) per plan: enough to reuse sections, not for an alias bomb
+MAX_NODES = 200_000  # values in the plan once aliases are expanded
+MAX_NAME_LENGTH = 64
+SINGLE_LINE = "^[^\\n\\r]*$"  # the schema's pattern for titles and names printed on the title page
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_&%+.,=-]*")
+
+
+def _short(value, limit: int = 40) -> str:
+    """A value for an error message: its repr, cut to a short prefix."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """YAML as a plan author means it: 1e-3 is a number, a duplicate key is an error, and
+    aliases are limited (an 'alias bomb' would otherwise expand to gigabytes)."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"line {mark.line + 1}: more than {MAX_ALIASES} YAML aliases (*name); write the values out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                continue  # the plan's checks report a key that is not a name
+            if key in seen:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: duplicate key {_short(key)} (first on line {seen[key] + 1}); "
+                    f"a YAML mapping keeps only the last, so one of them would be silently ignored"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 reads 1e-3 as a string (it wants 1.0e-3); a plan author means a number.
+_PlanLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _count_nodes(obj, limit: int) -> int:
+    """Values in a loaded plan, counting shared (aliased) ones each time; stops past ``limit``."""
+    count, stack = 0, [obj]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def read_config_file(path: str | Path) -> dict:
-    """Read a YAML config; a missing or unparsable file is a ConfigError."""
+    """Read a YAML plan; a missing, empty, binary, oversized or unparsable file is a ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
+    data = path.read_bytes()
+    if len(data) > MAX_PLAN_BYTES:
+        raise ConfigError(f"{path}: {len(data):,} bytes is not a plan (a plan is a page of YAML)")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a plan is YAML in UTF-8)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a text file (it holds NUL bytes)")
+    try:
+        loaded = yaml.load(text, Loader=_PlanLoader)
+    except ConfigError as err:
+        raise ConfigError(f"{path} {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
+    if loaded is None:
+        raise ConfigError(f"{path}: the plan is empty; it needs at least an experiments section (see config/README.md)")
+    if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the config must be a mapping of keys to values")
-    return data
+    if _count_nodes(loaded, MAX_NODES) > MAX_NODES:
+        raise ConfigError(f"{path}: more than {MAX_NODES:,} values once its YAML aliases are expanded")
+    return loaded
+
+
+def _check_plain(raw, where: str = "") -> None:
+    """Keys are strings and numbers are finite, everywhere in the plan (before the schema)."""
+    import math
+
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if not isinstance(key, str):
+                raise ConfigError(
+                    f"{where or '(top level)'}: key {_short(key)} is not a name; quote it (\"{key}\") if it is meant as one"
+                )
+            _check_plain(value, f"{where}.{key}" if where else key)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            _check_plain(value, f"{where}[{i}]")
+    elif isinstance(raw, float) and not math.isfinite(raw):
+        raise ConfigError(f"{where}: {raw} is not a finite number")
+
+
+def _check_names(raw: dict) -> None:
+    experiments = raw.get("experiments")
+    if not isinstance(experiments, dict):
+        return
+    for name in experiments:
+        if len(name) > MAX_NAME_LENGTH:
+            raise ConfigError(f"experiments: the name {_short(name)} is longer than {MAX_NAME_LENGTH} characters")
+        if not NAME_RE.fullmatch(name):
+            raise ConfigError(
+                f"experiments: {_short(name)} is not a valid name (letters, digits and _ & % + . , = -, "
+                f"starting with a letter or digit, on one line)"
+            )
 
 
 def load_plan(config: Mapping | str | Path) -> Plan:
     """Validate a config (mapping or YAML path) and expand it into a Plan."""
     raw = read_config_file(config) if isinstance(config, (str, Path)) else copy.deepcopy(dict(config))
+    _check_plain(raw)
+    _check_names(raw)
     schema = load_schema()
     _merge_study_defaults(raw, schema)
     _validate(raw, schema)
     plan = _build_plan(raw, schema)
+    _check_runs(plan)
     _check_data(plan)
     return plan
+
+
+# seaborn's own palettes; any matplotlib colormap name (and its _r) is a palette too.
+_SEABORN_PALETTES = {f"{n}{v}" for n in ("deep", "muted", "pastel", "bright", "dark", "colorblind") for v in ("", "6")}
+_SEABORN_PALETTES |= {"husl", "hls"} | {f"{n}{r}" for n in ("rocket", "mako", "flare", "crest", "vlag", "icefire")
+                                         for r in ("", "_r")}
+
+
+def _check_palette(name: str, where: str) -> None:
+    if name in _SEABORN_PALETTES or name.startswith(("ch:", "light:", "dark:", "blend:")):
+        return
+    from matplotlib import colormaps  # only for a name that is not one of seaborn's
+
+    if name not in colormaps:
+        close = difflib.get_close_matches(name, sorted(_SEABORN_PALETTES | set(colormaps)), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown palette {_short(name)}{hint}; use a seaborn palette (colorblind, deep, "
+                          f"muted, ...) or a matplotlib colormap (viridis, rocket, ...)")
+
+
+def _check_runs(plan: "Plan") -> None:
+    """What no single key can say: combinations that cannot train, and jobs that cannot fit in memory."""
+    from mathdl import resources
+
+    _check_palette(plan.plot.palette, "plot.palette")
+    limit_mb = plan.max_mem_mb or resources.machine_mem_mb()
+    for exp in plan.experiments:
+        where = f"experiments.{exp.name}"
+        for group in exp.groups:
+            task, train = group.task, group.train
+            point = dict(group.runs[0].point)
+            at = f" (at sweep point {', '.join(f'{k}={v}' for k, v in point.items())})" if point else ""
+            real = task.name not in ("teacher", "none")
+            if task.name != "none" and task.kind == "classification":
+                if task.label_noise > 1:
+                    raise ConfigError(f"{where}.task.label_noise: {task.label_noise} is a fraction of the labels, at most 1{at}")
+                if not real and task.n_classes < 2:
+                    raise ConfigError(f"{where}.task.n_classes: a classification task needs at least 2 classes{at}")
+            if task.name == "teacher" and task.kind == "regression" and train.loss != "mse":
+                raise ConfigError(f"{where}.train.loss: {train.loss} needs a classification task; "
+                                  f"task.kind is regression (use mse){at}")
+            if train.early_stopping and task.n_val == 0 and task.name != "none":
+                raise ConfigError(f"{where}.train.early_stopping: it selects on the validation split; set task.n_val > 0{at}")
+            need = resources.min_mem_mb(group)
+            if need > limit_mb:
+                raise ConfigError(
+                    f"{where}: one training job{at} needs at least {need:,} MB (parameters, gradients and data of "
+                    f"{len(group.runs)} runs), more than the {limit_mb:,} MB available (max_mem_mb); "
+                    f"make it smaller or set max_mem_mb to the cluster's memory per job"
+                )
 
 
 def _check_data(plan: "Plan") -> None:
@@ -156,16 +319,19 @@ def _describe(error: jsonschema.ValidationError) -> str:
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         return f"{where}: unknown key {', '.join(hints)}; valid keys: {', '.join(allowed)}"
     if error.validator == "enum":
-        return f"{where}: {error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
+        return f"{where}: {_short(error.instance)} is not one of {', '.join(map(repr, error.validator_value))}"
     if error.validator == "minItems" and error.validator_value == 1:
         return f"{where}: must not be empty"
     if error.validator == "minProperties" and error.validator_value == 1:
         return f"{where}: must hold at least one entry"
     if error.validator == "type":
-        return f"{where}: {error.instance!r} is not of type {error.validator_value}"
+        return f"{where}: {_short(error.instance)} is not of type {error.validator_value}"
     if error.validator == "pattern" and "propertyNames" in error.schema_path:
-        return f"{where}: {error.instance!r} is not a valid name (it must match {error.validator_value})"
-    return f"{where}: {error.message}"
+        return f"{where}: {_short(error.instance)} is not a valid name (it must match {error.validator_value})"
+    if error.validator == "pattern" and error.validator_value == SINGLE_LINE:
+        return f"{where}: must be one line (no line breaks)"
+    message = error.message if len(error.message) <= 160 else error.message[:160] + "..."
+    return f"{where}: {message}"
 
 
 def _first_error(validator, instance) -> jsonschema.ValidationError | None:
@@ -261,6 +427,7 @@ def _build_plan(raw: dict, schema: dict) -> Plan:
         device=raw["device"],
         threads=raw["threads"],
         gpus_for_auto=raw["gpus_for_auto"],
+        max_mem_mb=raw["max_mem_mb"],
         plot=PlotConfig(**raw["plot"]),
         report=_build_report(raw["report"], [e.name for e in experiments]),
         experiments=experiments,

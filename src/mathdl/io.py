@@ -26,10 +26,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file private (0600); a result is as readable as any file the user
+        # makes (the umask decides), so that the others of a group project can read it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
@@ -43,15 +52,30 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def write_json(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        tmp.write_text(json.dumps(_strict(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def _strict(obj: Any) -> Any:
+    """Strict JSON: NumPy and torch values made plain, NaN and infinities written as null."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return _strict(_jsonable(obj))
+
+
 def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # NumPy and torch scalars
+    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:  # NumPy and torch scalars
         return obj.item()
     if hasattr(obj, "tolist"):
         return obj.tolist()

@@ -265,10 +265,18 @@ def latex_command(main: str) -> list[str]:
     raise TexMissing(f"no TeX engine (latexmk or tectonic) is installed; on Debian/Ubuntu: {TEX_INSTALL_HINT}")
 
 
+def latex_env() -> dict[str, str]:
+    """The environment for TeX: log lines unwrapped (TeX Live wraps at 79 characters), so an
+    error message such as a missing ``\\result`` key reaches the user whole."""
+    import os
+
+    return {**os.environ, "max_print_line": "10000", "error_line": "254", "half_error_line": "238"}
+
+
 def compile_latex(workdir: Path, main: str, output: Path) -> None:
     """Compile ``workdir/main`` and copy the PDF to ``output``; on failure, name the log's errors."""
     cmd = latex_command(main)
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=latex_env())
     print(proc.stdout[-20000:])
     print(proc.stderr[-5000:])
     pdf = workdir / (Path(main).stem + ".pdf")

@@ -17,13 +17,16 @@ MEM_MB_BASE = 1500  # Python, torch and the data; a profile's set-resources can 
 RUNTIME_MIN_BASE = 10  # minutes: start-up, data loading, writing tables
 
 
-def parameter_count(group: GroupSpec) -> int:
-    """Parameters of one network of the group (weights and biases of every layer).
+def parameter_count(group: GroupSpec, d: int | None = None, k: int | None = None) -> int:
+    """Parameters of one network of the group (weights and biases of every layer), for ``d``
+    inputs and ``k`` outputs (default: the task's input_dim and n_classes).
 
     Counted here without torch (mathdl.models.parameter_count is the same number), because
     Snakemake evaluates this while it parses the workflow.
     """
-    d, w, k, depth = group.task.input_dim, group.model.width, group.task.n_classes, group.model.depth
+    d = group.task.input_dim if d is None else d
+    k = group.task.n_classes if k is None else k
+    w, depth = group.model.width, group.model.depth
     if group.model.residual:  # embedding, two layers per block, read-out
         layers = [(d, w)] + [(w, w)] * (2 * depth) + [(w, k)]
     else:
@@ -53,3 +56,27 @@ def runtime_minutes(group: GroupSpec) -> int:
 def gpus(device: str, gpus_for_auto: bool) -> int:
     """One GPU for device cuda, and for auto where the plan says so (the Slurm profile does)."""
     return int(device == "cuda" or (device == "auto" and gpus_for_auto))
+
+
+def min_mem_mb(group: GroupSpec) -> int:
+    """A lower bound of a training job's memory: parameters and gradients of every run, and the data.
+
+    Plan loading refuses a job above the machine's memory on this bound (never on the generous
+    estimate of :func:`mem_mb`), so a plan is refused only when it cannot fit.
+    """
+    from mathdl.tasks import input_dim, n_outputs
+
+    task = group.task
+    n_points = task.n_train + task.n_val + task.n_test
+    params = parameter_count(group, input_dim(task), n_outputs(task))
+    return math.ceil((8 * params * len(group.runs) + 4 * n_points * (input_dim(task) + 1)) / 2**20)
+
+
+def machine_mem_mb() -> int:
+    """This machine's physical memory in MB (the limit when a plan sets no max_mem_mb)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):
+        return 1 << 20  # unknown: do not refuse on memory

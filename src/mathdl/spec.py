@@ -199,6 +199,7 @@ class Plan:
     device: str
     threads: int
     gpus_for_auto: bool
+    max_mem_mb: int  # a training job may need at most this much memory; 0: this machine's
     plot: PlotConfig
     report: ReportConfig
     experiments: tuple[Experiment, ...]

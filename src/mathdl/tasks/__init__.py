@@ -87,6 +87,13 @@ def n_outputs(task: TaskConfig) -> int:
     return N_CLASSES if task.name in LOADERS else task.n_classes
 
 
+def input_dim(task: TaskConfig) -> int:
+    """The input size a task's Dataset will have, without making it (real data: its pixels)."""
+    from mathdl.tasks.real import INPUT_DIMS
+
+    return INPUT_DIMS.get(task.name, task.input_dim)
+
+
 def make_dataset(task: TaskConfig) -> Dataset:
     try:
         generator = TASKS[task.name]

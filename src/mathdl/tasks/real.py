@@ -29,6 +29,8 @@ from mathdl.spec import ConfigError, TaskConfig
 from mathdl.tasks.noise import randomize_labels
 
 N_CLASSES = 10
+# Pixels of one image, flattened: what a fully connected network of each data set takes.
+INPUT_DIMS = {"digits": 64, "mnist": 784, "fashion_mnist": 784, "cifar10": 3072}
 DIGITS_IMAGES = 1797  # scikit-learn's digits, counted without importing scikit-learn
 
 # IDX element types (http://yann.lecun.com/exdb/mnist/): code -> big-endian NumPy dtype.
@@ -106,11 +108,34 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+# What a CIFAR-10 batch's pickle may name: NumPy's array reconstruction, nothing else. A pickle
+# can call any function it names, so a crafted file in a config-chosen folder could run code.
+_CIFAR_PICKLE_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric", "numpy")
+    for name in ("_reconstruct", "_frombuffer", "ndarray", "dtype", "scalar")
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _CIFAR_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
+
+
 def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 Python batch: a pickled dict with b"data" (n, 3072) uint8 and b"labels"."""
-    with open(path, "rb") as fh:
-        batch = pickle.load(fh, encoding="bytes")
-    return np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[b"labels"], dtype=np.int64)
+    """One CIFAR-10 Python batch: a pickled dict with b"data" (n, 3072) uint8 and b"labels".
+
+    Read with an unpickler that admits only NumPy arrays, bytes, lists, dicts and numbers: a
+    crafted file is refused without running anything.
+    """
+    try:
+        with open(path, "rb") as fh:
+            batch = _CifarUnpickler(fh, encoding="bytes").load()
+        return np.asarray(batch[b"data"], dtype=np.uint8), np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ConfigError(f"{path}: not a CIFAR-10 Python batch ({err})") from None
 
 
 def write_cifar_batch(path: str | Path, x: np.ndarray, y: np.ndarray) -> None:
