@@ -115,7 +115,8 @@ def registered(monkeypatch):
     from mathdl import config as cfg
     from mathdl.studies import STUDIES, Study
 
-    study = Study("sgd_linear", sl.DEFAULTS, sl.analyze, sl.figures, sl.report, sl.compute, sl.PARAMS_SCHEMA)
+    study = Study("sgd_linear", sl.DEFAULTS, sl.analyze, sl.figures, compute=sl.compute,
+                  params_schema=sl.PARAMS_SCHEMA)
     monkeypatch.setitem(STUDIES, "sgd_linear", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "sgd_linear"])
@@ -125,8 +126,8 @@ def registered(monkeypatch):
 def test_compute_analyze_figures_report(registered, tmp_path):
     from mathdl.config import load_plan
     from mathdl.pipeline import run_parameters
-    from mathdl.report import macro_prefix
     from mathdl.tables import Tables
+    from mathdl.templating import render_experiment
 
     plan = load_plan({"device": "cpu", "experiments": {"sgd": {
         "study": "sgd_linear", "seeds": [0, 1],
@@ -157,11 +158,132 @@ def test_compute_analyze_figures_report(registered, tmp_path):
     for name in names:
         assert (tmp_path / f"{name}.pdf").is_file() and (tmp_path / f"{name}.png").is_file()
 
-    prefix = macro_prefix("sgd")
-    piece = sl.report(exp, summary, "figures/sgd", prefix)
-    assert all(re.fullmatch(r"[A-Za-z]+", k) and k.startswith(prefix) for k in piece.macros)
-    used = set(re.findall(r"\\(" + prefix + r"[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros), used - set(piece.macros)
+    piece = render_experiment(exp, summary)
     for name in names:
-        assert f"figures/sgd/{name}.pdf" in piece.section
+        assert f"figures/sgd/{name}.pdf" in piece.section + piece.slides
     assert r"\begin{frame}" in piece.slides and r"\cite" not in piece.slides
+
+
+# ----------------------------------------------------------------------------- the words (templates)
+
+# The paper's text width (a4, 2.4 cm margins) and the beamer 16:9 frame's, in inches: a figure's
+# fonts print at (their size) x (shown width / drawn width).
+PAPER_TEXT_WIDTH_IN = (210 - 2 * 24) / 25.4
+SLIDE_TEXT_WIDTH_IN = 140 / 25.4
+MIN_PRINTED_PT = 7
+TINY = {"n": 2000, "epochs": 2, "full_batch_epochs": 400, "check_batches": 300, "evals_per_epoch": 20}
+
+
+def _tiny(batch_sizes, **params):
+    """A real run of the study at a small size: plan, experiment, tables and its summary (as JSON)."""
+    from mathdl.config import load_plan
+    from mathdl.pipeline import run_parameters
+    from mathdl.tables import Tables
+
+    plan = load_plan({"device": "cpu", "experiments": {"sgd": {
+        "study": "sgd_linear", "seeds": [0, 1], "params": {**TINY, **params},
+        "sweep": {"params.batch_size": batch_sizes}}}})
+    exp = plan.experiment("sgd")
+    metrics, runs = [], []
+    for group in exp.groups:
+        result = sl.compute(group, None, device="cpu")
+        metrics.append(result.metrics)
+        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
+    return plan, exp, tables, json.loads(json.dumps(sl.analyze(tables, exp), allow_nan=False))
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    return _tiny([1, 50, 0])
+
+
+def _words(exp, summary) -> tuple[str, str]:
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    return piece.section, piece.slides
+
+
+def _edited(summary, **changes):
+    out = json.loads(json.dumps(summary))
+    out.update(changes)
+    return out
+
+
+def test_words_of_a_tiny_run(tiny_run):
+    from mathdl.report import fmt
+
+    _, exp, _, summary = tiny_run
+    section, slides = _words(exp, summary)
+    for text in (section, slides):
+        assert "(s)" not in text and "left out of the means" not in text and "\\VAR" not in text
+    assert section.lstrip().startswith(r"\subsection{sgd}") and "No run diverged." in section
+    # B = 1 comes within 1% of L* first, in 0.013 passes, and leaves again; 50 and n stay from 0.82 and 28 passes
+    assert (summary["first_hit_batch_size"], summary["first_hit_stays"]) == (1, False)
+    assert summary["first_hit_passes"] < 1
+    assert "The first batch size to come within the target is $B=\\num{1}$" in section
+    assert "within a fraction of a pass, but it does not stay there in every seed" in section
+    assert summary["staying_batch_sizes"] == [50, 2000]
+    assert "Only $B\\in\\{50, n\\}$ stay within the target" in section
+    assert f"GD gets within \\num{{1}}\\% of $L^\\star$ after {fmt(summary['gd_passes_to_target'])} passes" in section
+    # 4 stochastic checks, smallest p 0.024: adjusted 0.095 > 0.01
+    assert summary["unbiased_n_checks"] == 4 and not summary["unbiased_bias_detected"]
+    assert summary["unbiased_adjusted_p_value"] == pytest.approx(4 * summary["unbiased_min_p_value"])
+    assert "no bias is detectable" in section and "no bias detected" in slides
+    assert "\\num{4}~checks" in section
+    assert [len(re.findall(r"\\includegraphics", f)) for f in slides.split(r"\begin{frame}")[1:]] == [1]
+    assert "figures/sgd/slide_loss_vs_passes.pdf" in slides and r"\cite" not in slides
+
+
+def test_words_for_other_outcomes(tiny_run):
+    _, exp, _, summary = tiny_run
+    section, slides = _words(exp, _edited(summary, unbiased_bias_detected=True, unbiased_adjusted_p_value=0.001))
+    assert "no bias" not in section + slides
+    assert "the check detects a difference" in section and "a difference detected" in slides
+    section, _ = _words(exp, _edited(summary, staying_batch_sizes=[], fastest_in_passes=None,
+                                     fastest_in_seconds=None))
+    assert "No batch size stays within the target" in section and "does so first" not in section
+    section, _ = _words(exp, _edited(summary, staying_batch_sizes=[1, 50, 2000], first_hit_stays=True))
+    assert "Every batch size stays within the target" in section and "Only" not in section
+    assert "it stays there to the end in every seed" in section and "does not stay" not in section
+    section, slides = _words(exp, _edited(summary, gd_passes_to_target=None))
+    assert "GD does not get within \\num{1}\\% of $L^\\star$ in \\num{400}~passes" in section
+    assert "GD gets within" not in section and "not within" in slides
+    section, _ = _words(exp, _edited(summary, first_hit_passes=1.5))
+    assert "fraction of a pass" not in section
+    section, _ = _words(exp, _edited(summary, n_diverged=2))
+    assert r"\num{2} of the \num{6} runs diverged." in section
+
+
+def test_words_of_full_batch_only():
+    _, exp, _, summary = _tiny([0], full_batch_epochs=5)
+    section, slides = _words(exp, summary)
+    assert summary["unbiased_relative_error"] is None and summary["staying_batch_sizes"] == []
+    assert "Unbiasedness" not in section and "gradient_check" not in section
+    assert "first batch size" not in section and "unbiasedness check" not in slides
+    assert "GD does not get within" in section  # 5 steps of lr 0.05 are not enough
+    assert "No batch size stays within the target" in section
+
+
+def test_figures_print_readably(tiny_run, tmp_path, monkeypatch):
+    from mathdl import plots
+
+    plan, exp, tables, summary = tiny_run
+    drawn, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        drawn[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    assert sl.figures(tables, summary, exp, plan.plot, tmp_path) == list(sl.FIGURES) == list(drawn)
+    shown = {"loss_vs_passes": 0.8 * PAPER_TEXT_WIDTH_IN, "loss_vs_seconds": 0.8 * PAPER_TEXT_WIDTH_IN,
+             "gradient_check": 0.8 * PAPER_TEXT_WIDTH_IN, "slide_loss_vs_passes": 0.6 * SLIDE_TEXT_WIDTH_IN}
+    for name, width in shown.items():
+        fig = drawn[name]
+        scale = min(1.0, width / fig.get_size_inches()[0])
+        fig.canvas.draw()
+        sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
+                 if t.get_visible() and t.get_text()]
+        assert min(sizes) * scale >= MIN_PRINTED_PT, (name, min(sizes) * scale)

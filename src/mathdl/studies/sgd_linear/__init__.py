@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import CI_LEVEL, json_number as _num
 
 SAMPLINGS = ("with_replacement", "reshuffle")
@@ -116,8 +115,11 @@ PARAMS_SCHEMA: dict[str, Any] = {
     },
 }
 
-FIGURES = ("loss_vs_passes", "loss_vs_seconds", "gradient_check")
+FIGURES = ("loss_vs_passes", "loss_vs_seconds", "gradient_check", "slide_loss_vs_passes")
 CHECK_CHUNK = 2**20  # indices per chunk of the unbiasedness check (memory)
+LEGEND_PT = 8  # legend font size (pt); the paper shows the figures at about their drawn width
+SLIDE_FIGSIZE = (3.3, 2.5)  # inches: a 0.6-text-width column of a 16:9 frame, shown at scale ~1
+UNBIASED_TEST_LEVEL = 0.01  # family-wise level of the unbiasedness checks (Bonferroni over the runs)
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -468,6 +470,8 @@ def analyze(tables, experiment) -> dict:
         "seconds_to_stay": {b["label"]: b["seconds_to_stay"] for b in batches},
         "first_hit": first_hit["label"] if first_hit else None,
         "first_hit_passes": first_hit["passes_to_target"] if first_hit else None,
+        "first_hit_batch_size": first_hit["batch_size"] if first_hit else None,
+        "first_hit_stays": first_hit is not None and first_hit["passes_to_stay"] is not None,
         "staying_batch_sizes": [b["batch_size"] for b in staying],
         # the largest relative error of the stochastic gradient check over batch sizes and seeds,
         # and the expected Monte-Carlo size of the error at that batch size
@@ -476,6 +480,10 @@ def analyze(tables, experiment) -> dict:
         "unbiased_worst_batch_size": largest["batch_size"] if largest else None,
         "unbiased_max_error_ratio": (max(b["unbiased_max_error_ratio"] for b in stochastic) if stochastic else None),
         "unbiased_min_p_value": min((b["unbiased_min_p_value"] for b in stochastic), default=None),
+        # one check per stochastic run: the smallest p-value, Bonferroni-adjusted for their number,
+        # against the test level decides whether a bias is detected
+        "unbiased_n_checks": sum(b["n_seeds"] for b in stochastic),
+        "unbiased_test_level": UNBIASED_TEST_LEVEL,
         "fastest_in_passes": fastest_passes["label"] if fastest_passes else None,
         "fastest_in_passes_passes": fastest_passes["passes_to_stay"] if fastest_passes else None,
         "fastest_in_seconds": fastest_seconds["label"] if fastest_seconds else None,
@@ -487,6 +495,10 @@ def analyze(tables, experiment) -> dict:
         "plateau_ratio_min": min(ratios) if ratios else None,
         "plateau_ratio_max": max(ratios) if ratios else None,
     }
+    adjusted = (min(1.0, summary["unbiased_min_p_value"] * summary["unbiased_n_checks"])
+                if summary["unbiased_min_p_value"] is not None else None)
+    summary["unbiased_adjusted_p_value"] = adjusted
+    summary["unbiased_bias_detected"] = adjusted is not None and adjusted < UNBIASED_TEST_LEVEL
     return summary
 
 
@@ -503,7 +515,10 @@ def _curves(tables) -> pd.DataFrame:
 
 
 def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
-    """Loss minus optimum against passes and against seconds (log-log); the gradient check."""
+    """Loss minus optimum against passes and against seconds (log-log); the gradient check; and
+    slide_loss_vs_passes, the first redrawn at the size a slide shows it."""
+    import dataclasses
+
     import seaborn as sns
 
     from mathdl import plots
@@ -512,34 +527,9 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     c = _curves(tables)
     order = [b["label"] for b in summary["batch_sizes"]]
     colours = dict(zip(order, sns.color_palette(plot.palette, len(order))))
-    target = summary["target_gap"] * summary["ols_loss"]
     names = []
-
-    for x, name, xlabel in (("passes", "loss_vs_passes", "passes over the data"),
-                            ("seconds", "loss_vs_seconds", "wall time (s)")):
-        fig, (ax,) = plots.new_figure(plot)
-        shown = c[(c[x] > 0) & (c["loss_gap"] > 0)]
-        if x == "passes":  # the same evaluation grid for every seed: the mean over seeds
-            mean = shown.groupby(["batch size", "epoch"], sort=False)[["passes", "loss_gap"]].mean().reset_index()
-            for label in order:
-                d = mean[mean["batch size"] == label]
-                ax.plot(d["passes"], d["loss_gap"], color=colours[label], linewidth=1.2, label=label)
-            for b in summary["batch_sizes"]:
-                if b["predicted_plateau_gap"]:
-                    ax.axhline(b["predicted_plateau_gap"], color=colours[b["label"]], linestyle="--", linewidth=0.8)
-        else:  # clocks differ between seeds: one line each
-            for label in order:
-                for i, (_, d) in enumerate(shown[shown["batch size"] == label].groupby("seed")):
-                    ax.plot(d["seconds"], d["loss_gap"], color=colours[label], linewidth=1.0, alpha=0.8,
-                            label=label if i == 0 else None)
-        ax.axhline(target, color="black", linestyle=":", linewidth=1,
-                   label=f"{summary['target_gap']:.0%} of $L^\\star$")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(r"$L(\beta)-L^\star$")
-        ax.legend(title="batch size", fontsize="x-small", title_fontsize="x-small", ncols=2)
-        names.append(plots.save(fig, outdir, name, plot))
+    for x, name in (("passes", "loss_vs_passes"), ("seconds", "loss_vs_seconds")):
+        names.append(plots.save(_loss_figure(c, summary, x, plot, colours), outdir, name, plot))
 
     # the unbiasedness check: measured relative error and its Monte-Carlo size, per batch size
     m = tables.metrics
@@ -554,177 +544,41 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
         ax.plot(exp.index, exp.values, "k--", linewidth=1, label="expected Monte-Carlo size")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize=LEGEND_PT)
     ax.set_xlabel("batch size $B$")
     ax.set_ylabel(r"$\|\bar g-\nabla L\|/\|\nabla L\|$")
     names.append(plots.save(fig, outdir, "gradient_check", plot))
+
+    slide = dataclasses.replace(plot, width=SLIDE_FIGSIZE[0], height=SLIDE_FIGSIZE[1])
+    names.append(plots.save(_loss_figure(c, summary, "passes", slide, colours), outdir, "slide_loss_vs_passes", plot))
     return names
 
 
-# ----------------------------------------------------------------------------- report
+def _loss_figure(c: pd.DataFrame, summary, x: str, plot, colours):
+    """L - L* against passes (mean over seeds, with the predicted plateaus) or seconds (one line per seed)."""
+    from mathdl import plots
 
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection: unbiasedness and the constant-step plateau, the figures, a table per batch size."""
-    s = slug(experiment.name)
-    P = prefix
-    macros = {
-        f"{P}N": fmt(summary["n"]),
-        f"{P}Lr": fmt(summary["lr"]),
-        f"{P}OlsLoss": fmt(summary["ols_loss"], 4),
-        f"{P}UnbiasedRelativeError": fmt(summary["unbiased_relative_error"], 2),
-        f"{P}UnbiasedExpectedError": fmt(summary["unbiased_expected_relative_error"], 2),
-        f"{P}UnbiasedMaxRatio": fmt(summary["unbiased_max_error_ratio"], 2),
-        f"{P}UnbiasedMinPValue": fmt(summary["unbiased_min_p_value"], 2),
-        f"{P}GdBetaError": fmt(summary["gd_final_beta_error"], 2),
-        f"{P}GdPassesToTarget": fmt(summary["gd_passes_to_target"]),
-        f"{P}PlateauRatioMin": fmt(summary["plateau_ratio_min"], 2),
-        f"{P}PlateauRatioMax": fmt(summary["plateau_ratio_max"], 2),
-        f"{P}TargetPercent": fmt(100 * summary["target_gap"]),
-        f"{P}NumSeeds": fmt(summary["n_seeds"]),
-    }
-    macros.update({
-        f"{P}UnbiasedWorstBatch": fmt(summary["unbiased_worst_batch_size"]),
-        f"{P}FirstHitBatch": escape(summary["first_hit"] or "--"),
-        f"{P}FirstHitPasses": fmt(summary["first_hit_passes"], 2),
-        f"{P}FastestPassesBatch": escape(summary["fastest_in_passes"] or "--"),
-        f"{P}FastestPasses": fmt(summary["fastest_in_passes_passes"], 2),
-        f"{P}FastestSecondsBatch": escape(summary["fastest_in_seconds"] or "--"),
-        f"{P}FastestSeconds": fmt(summary["fastest_in_seconds_seconds"], 2),
-    })
-    p = experiment.params
-    rows = []
-
-    def count(value, k, total):
-        return value if k == total else f"{value} ({k}/{total})"
-
-    for b in summary["batch_sizes"]:
-        first = fmt(b["passes_to_target"], 2) if b["passes_to_target"] is not None else "never"
-        stay = fmt(b["passes_to_stay"], 2) if b["passes_to_stay"] is not None else "never"
-        plateau = "--" if b["full_batch"] else f"{fmt(b['plateau_gap'], 2)} / {fmt(b['predicted_plateau_gap'], 2)}"
-        rows.append([
-            f"${_batch_tex(b['batch_size'], summary['n'])}$", fmt(b["seconds_per_pass"], 2),
-            f"{count(first, b['seeds_reaching_target'], b['n_seeds'])} / {stay}",
-            fmt(b["seconds_to_stay"], 2) if b["seconds_to_stay"] is not None else "--",
-            fmt(b["final_relative_gap"], 2), plateau,
-            "--" if b["full_batch"] else
-            f"{fmt(b['unbiased_relative_error'], 2)} ({fmt(b['unbiased_expected_relative_error'], 2)})",
-        ])
-    table = booktabs_table(
-        ["$B$", "s/pass", "passes: first / stays", "seconds", r"final $\frac{L-L^\star}{L^\star}$",
-         "plateau / predicted", "check (expected)"],
-        rows,
-        caption=(f"{escape(experiment.title)} per batch size, mean over \\{P}NumSeeds{{}} seeds: seconds per pass; "
-                 f"passes until $L-L^\\star\\le\\{P}TargetPercent\\%\\,L^\\star$ first holds and from which it holds "
-                 "to the end, and the seconds to the latter; the final relative excess loss; the mean excess "
-                 r"$L-L^\star$ over the second half of the run beside the predicted plateau; and the largest relative "
-                 "error of the averaged minibatch gradient over seeds with its expected Monte-Carlo size."),
-        label=f"tab:{s}",
-    ).replace("\\centering\n", "\\centering\n  \\footnotesize\n", 1)
-    sampling = ("independent uniform indices (with replacement)" if summary["sampling"] == "with_replacement"
-                else "a fresh random permutation every pass (reshuffling)")
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        f"We draw $n=\\{P}N$ points $x_i\\sim\\mathcal N({fmt(p['x_mean'])},{fmt(p['x_std'])}^2)$, "
-        f"$y_i=\\beta_0+\\beta_1x_i+\\varepsilon_i$ with $(\\beta_0,\\beta_1)=({fmt(p['beta0'])},{fmt(p['beta1'])})$ and "
-        f"$\\varepsilon_i\\sim\\mathcal N(0,{fmt(p['noise'])}^2)$, and minimise "
-        r"$L(\beta)=\frac1{2n}\sum_i(\tilde x_i^\top\beta-y_i)^2$, $\tilde x_i=(1,x_i)$. With $H=\frac1n\sum_i\tilde x_i"
-        r"\tilde x_i^\top$, $L(\beta)=L^\star+\frac12(\beta-\hat\beta)^\top H(\beta-\hat\beta)$, where the least-squares "
-        f"solution $\\hat\\beta$ and $L^\\star=\\{P}OlsLoss$ (mean over seeds) are computed in closed form. "
-        r"Minibatch SGD \citep{robbins1951stochastic} steps along "
-        r"$g_B(\beta)=\frac1B\sum_{i\in I}\tilde x_i(\tilde x_i^\top\beta-y_i)$ for a batch $I$ of $B$ indices drawn "
-        f"with {sampling}; full-batch gradient descent (GD) is $B=n$. All methods use the constant step "
-        f"$\\eta=\\{P}Lr$ from $\\beta=({fmt(p['init'][0])},{fmt(p['init'][1])})$.",
-        "",
-        f"\\begin{{proposition}}\\label{{prop:{s}}}",
-        r"  (i) $\EE\,g_B(\beta)=\nabla L(\beta)$ for every $\beta$, with covariance $C_B=S/B$ for independent indices, "
-        r"$S$ the covariance of the per-sample gradients. (ii) With a constant step the error "
-        r"$\delta_k=\beta_k-\hat\beta$ of SGD with independent indices has a stationary second moment $P$ solving "
-        r"$\eta(HP+PH)-\eta^2[HPH+(M(P)-HPH)/B]=\eta^2S_\star/B$, with $M(P)=\frac1n\sum_i\tilde x_i\tilde x_i^\top P"
-        r"\tilde x_i\tilde x_i^\top$ and $S_\star=\frac1n\sum_ie_i^2\tilde x_i\tilde x_i^\top$ ($e$ the least-squares "
-        r"residuals); the loss plateaus at $L^\star+\frac12\operatorname{tr}(HP)\approx L^\star+\eta\sigma^2"
-        r"\operatorname{tr}(H)/(4B)$ for small $\eta$.",
-        r"\end{proposition}",
-        "",
-        r"Part (i) holds because every index is uniform; (ii) follows by taking expectations of "
-        r"$\delta_{k+1}=(I-\eta H_B)\delta_k+\eta\xi_B$ over the batch, which is independent of $\delta_k$, and is the "
-        r"least-squares instance of the neighbourhood to which constant-step SGD converges "
-        r"\citep[Theorem~4.6]{bottou2018optimization}. A step of SGD costs $B$ per-sample gradients, so a pass takes "
-        r"$n/B$ steps: per pass, small batches make much more progress than GD until they reach their plateau.",
-        "",
-        f"\\paragraph{{Unbiasedness.}} At the starting point we averaged $K={p['check_batches']}$ independent "
-        r"minibatch gradients for each batch size and seed and compared the average with $\nabla L$. The largest "
-        f"relative error, \\{P}UnbiasedRelativeError{{}} at $B=\\{P}UnbiasedWorstBatch$, is of the size of its "
-        f"Monte-Carlo error $\\sqrt{{\\operatorname{{tr}}C_B/K}}/\\norm{{\\nabla L}}=\\{P}UnbiasedExpectedError$; over "
-        f"all batch sizes and seeds the error is at most \\{P}UnbiasedMaxRatio{{}} times its expected size, and the "
-        r"smallest $p$-value of $K d^\top C_B^{-1}d\sim\chi^2_2$ ($d$ the difference) is "
-        f"\\{P}UnbiasedMinPValue{{}} (\\cref{{fig:{s}-check}}): no bias is detectable.",
-        "",
-        f"\\paragraph{{Passes and seconds.}} \\Cref{{fig:{s}-passes}} and \\cref{{tab:{s}}} show the excess loss per "
-        f"pass. GD gets within \\{P}TargetPercent\\% of $L^\\star$ after \\{P}GdPassesToTarget{{}} passes and ends "
-        f"with $\\norm{{\\beta-\\hat\\beta}}/\\norm{{\\hat\\beta}}=\\{P}GdBetaError$ from the least-squares solution. "
-        f"Small batches get close within a fraction of a pass ($B=\\{P}FirstHitBatch$ first comes within the target "
-        f"after \\{P}FirstHitPasses{{}} passes) but then fluctuate around a plateau that shrinks like $1/B$"
-        + (f". Where the transient has died out ($B\\in\\{{{', '.join(str(b) for b in summary['plateau_batch_sizes'])}\\}}$), "
-           f"the measured plateau is \\{P}PlateauRatioMin{{}} to \\{P}PlateauRatioMax{{}} times the predicted one"
-           if summary["plateau_batch_sizes"] else "")
-        + (f". Only $B\\in\\{{{', '.join(_batch_tex(b, summary['n']) for b in summary['staying_batch_sizes'])}\\}}$ stay "
-           f"within the target to the end of the run in every seed; of these $B=\\{P}FastestPassesBatch$ does so "
-           f"first, from \\{P}FastestPasses{{}} passes on, and, per second (\\cref{{fig:{s}-seconds}}), "
-           f"$B=\\{P}FastestSecondsBatch$, from \\{P}FastestSeconds{{}}~s on."
-           if summary["staying_batch_sizes"] else ". No batch size stays within the target to the end.")
-        + " One NumPy implementation serves every batch size and a step costs about the same for small $B$, so "
-        "the cost of a pass grows like $n/B$; the indices of a pass are drawn at its start, which delays the first "
-        "steps of SGD. Wall times count the sampling and the steps, not the evaluations of the loss, and are measured "
-        "on the machine that ran the job: they are the one output that is not reproducible to the digit.",
-        "",
-        figure_tex(
-            figure_dir, "loss_vs_passes",
-            f"{escape(experiment.title)}: excess loss against passes over the data, mean over seeds, "
-            r"log--log; dashed: the predicted plateaus of \cref{prop:" + s + r"}; dotted: the target.",
-            f"fig:{s}-passes", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "loss_vs_seconds",
-            f"{escape(experiment.title)}: excess loss against measured wall time, one line per seed.",
-            f"fig:{s}-seconds", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "gradient_check",
-            r"Relative error of the average of $K$ minibatch gradients against the full gradient, per batch "
-            r"size (one point per seed), and its expected Monte-Carlo size $\sqrt{\operatorname{tr}C_B/K}/\norm{\nabla L}$.",
-            f"fig:{s}-check", width=r"0.6\linewidth"),
-        "",
-        table,
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.5\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/loss_vs_passes.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.5\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/loss_vs_seconds.pdf}}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"  \small",
-        r"  \begin{itemize}",
-        f"    \\item $n=\\{P}N$, $y=\\beta_0+\\beta_1x+\\varepsilon$; constant step $\\eta=\\{P}Lr$; "
-        f"GD needs \\{P}GdPassesToTarget{{}} passes to reach \\{P}TargetPercent\\% of $L^\\star$",
-        r"    \item SGD: $\mathbb E\,g_B=\nabla L$; plateau $\approx L^\star+\eta\sigma^2\mathrm{tr}(H)/(4B)$",
-        f"    \\item unbiasedness check: relative error \\{P}UnbiasedRelativeError{{}} "
-        f"(Monte-Carlo size \\{P}UnbiasedExpectedError)",
-        r"  \end{itemize}",
-        r"  \src{Robbins and Monro (1951); Bottou, Curtis and Nocedal (2018)}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
-
-
-def _batch_tex(batch: int, n: int) -> str:
-    return "n" if batch >= n else str(batch)
+    order = [b["label"] for b in summary["batch_sizes"]]
+    fig, (ax,) = plots.new_figure(plot)
+    shown = c[(c[x] > 0) & (c["loss_gap"] > 0)]
+    if x == "passes":  # the same evaluation grid for every seed: the mean over seeds
+        mean = shown.groupby(["batch size", "epoch"], sort=False)[["passes", "loss_gap"]].mean().reset_index()
+        for label in order:
+            d = mean[mean["batch size"] == label]
+            ax.plot(d["passes"], d["loss_gap"], color=colours[label], linewidth=1.2, label=label)
+        for b in summary["batch_sizes"]:
+            if b["predicted_plateau_gap"]:
+                ax.axhline(b["predicted_plateau_gap"], color=colours[b["label"]], linestyle="--", linewidth=0.8)
+    else:  # clocks differ between seeds: one line each
+        for label in order:
+            for i, (_, d) in enumerate(shown[shown["batch size"] == label].groupby("seed")):
+                ax.plot(d["seconds"], d["loss_gap"], color=colours[label], linewidth=1.0, alpha=0.8,
+                        label=label if i == 0 else None)
+    ax.axhline(summary["target_gap"] * summary["ols_loss"], color="black", linestyle=":", linewidth=1,
+               label=f"{summary['target_gap']:.0%} of $L^\\star$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("passes over the data" if x == "passes" else "wall time (s)")
+    ax.set_ylabel(r"$L(\beta)-L^\star$")
+    ax.legend(title="batch size", fontsize=LEGEND_PT, title_fontsize=LEGEND_PT, ncols=2)
+    return fig
