@@ -81,7 +81,22 @@ def registered(monkeypatch):
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "approximation"])
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
     from mathdl.tasks import make_dataset
@@ -105,19 +120,41 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
 
     summary = json.loads(json.dumps(ap.analyze(tables, exp), allow_nan=False))
     assert summary["targets"] == ["teacher", "bump"] and summary["widths"] == [2, 8, 32]
-    for key in ("maurey_slope", "trained_slope"):
-        assert summary[key]["ci_low"] <= summary[key]["mean"] <= summary[key]["ci_high"]
-    assert summary["maurey_slope"]["mean"] < -0.5
-    assert 0.0 <= summary["trained_below_maurey"] <= 1.0
+    # Slopes and errors against the raw test rows: per run a least squares line through
+    # (log m, log error), and per width the mean over the two seeds.
+    rows = tables.metrics[tables.metrics["split"] == "test"].merge(tables.runs[["run_id", "params.target"]])
+    slopes, means = {}, {}
+    for (target, series), d in rows.groupby(["params.target", "metric"]):
+        by_run = d.pivot(index="epoch", columns="run_id", values="value")  # (width, run)
+        slopes[target, series] = [np.polyfit(np.log(by_run.index), np.log(by_run[r]), 1)[0] for r in by_run]
+        means[target, series] = by_run.mean(axis=1)
     assert set(summary["slopes"]["teacher"]) == {"maurey", "relu", "softplus"}
     assert set(summary["slopes"]["bump"]) == {"relu", "softplus"}
-    errors = summary["per_target"]["teacher"]["relu"]["errors"]
-    assert errors["32"]["mean"] < errors["2"]["mean"]
+    for target, by_series in summary["slopes"].items():
+        for series, slope in by_series.items():
+            assert slope["mean"] == pytest.approx(np.mean(slopes[target, series]), rel=1e-9), (target, series)
+            errors = summary["per_target"][target][series]["errors"]
+            assert [errors[str(m)]["mean"] for m in (2, 8, 32)] == pytest.approx(list(means[target, series]))
+    assert summary["maurey_slope"]["mean"] == pytest.approx(np.mean(slopes["teacher", "maurey"]), rel=1e-9)
+    assert summary["trained_slope"]["mean"] == pytest.approx(np.mean(slopes["teacher", "relu"]), rel=1e-9)
+    assert summary["maurey_slope"]["mean"] < -0.5
+    maurey, relu = means["teacher", "maurey"], means["teacher", "relu"]
+    assert summary["trained_below_maurey"] == pytest.approx(np.mean(relu < maurey))
+    assert summary["maurey_informative_widths"] == [int(m) for m in maurey.index[maurey < 1]] == [32]
+    expected = means["teacher", "maurey_expected"]
+    assert summary["maurey_constant"] == pytest.approx(expected[2] * 2) == pytest.approx(expected[32] * 32)
+    assert relu[32] < relu[2]
 
     names = ap.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(ap.FIGURES)
+    assert names == list(ap.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    teacher, bump = drawn["error_vs_width"].axes
+    assert (teacher.get_title(), bump.get_title()) == ("teacher", "bump")
+    curves = [line.get_ydata() for line in teacher.get_lines() if len(line.get_xdata()) == 3]
+    np.testing.assert_allclose(curves, [maurey, relu, means["teacher", "softplus"], expected], rtol=1e-6)
+    curves = [line.get_ydata() for line in bump.get_lines() if len(line.get_xdata()) == 3]
+    np.testing.assert_allclose(curves[:2], [means["bump", "relu"], means["bump", "softplus"]], rtol=1e-6)
 
     from mathdl.templating import render_experiment
 
