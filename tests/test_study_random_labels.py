@@ -13,6 +13,7 @@ import pytest
 
 import mathdl.config as cfg
 from mathdl.studies import random_labels as rl
+from mathdl.templating import render_experiment
 
 TINY = {
     "study": "random_labels",
@@ -158,10 +159,7 @@ def test_figures_and_report(tiny, tmp_path, root):
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
 
-    piece = rl.report(exp, summary, "figures/rl", "Rl")
-    assert all(re.fullmatch(r"Rl[A-Za-z]+", k) for k in piece.macros)
-    used = set(re.findall(r"\\(Rl[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros)
+    piece = render_experiment(exp, summary)
     for name in names:
         assert f"figures/rl/{name}.pdf" in piece.section
     bib = (root / "report" / "references.bib").read_text()
@@ -169,7 +167,18 @@ def test_figures_and_report(tiny, tmp_path, root):
         for key in keys.split(","):
             assert f"{{{key.strip()},\n" in bib, key
     assert "\\cite" not in piece.slides and piece.slides.count("\\begin{frame}") == 1
-    assert piece.macros["RlTrainAccuracyMin"] == r"\num{1}"
+    # The words of the real tiny run (its numbers: test_clean_labels_generalize_and_random_labels_are_fitted_slower).
+    assert summary["every_run_fits_at_final_epoch"] == 1 and summary["test_accuracy_falls_at_every_step"] == 1
+    text, slides = _words(piece.section), _words(piece.slides)
+    assert "Every run fits every training label at every $p$" in text and "not every run" not in text.lower()
+    assert "No run diverged." in text and "(to within 1 epoch)" in text and "(s)" not in text
+    assert "the accuracy falls at every step of $p$" in text
+    chance = {0: "the interval holds chance", 1: "lies above chance", -1: "lies below chance"}
+    assert chance[summary["test_accuracy_full_corruption_vs_chance"]] in text  # (both seeds: 0.075 at p = 1)
+    fit = {0: "no clear difference in the time to fit", 1: "take longer to fit", -1: "take less time to fit"}
+    assert fit[summary["fit_time_ratio_vs_one"]] in text
+    assert summary["arora_ratio_vs_one"] == 1 and "random labels make it larger" in text
+    assert "every run fits every training label, at every $p$" in slides and "$\\ge$" not in slides
 
 
 def test_a_diverged_run_does_not_break_the_analysis(tiny):
@@ -189,7 +198,93 @@ def test_a_diverged_run_does_not_break_the_analysis(tiny):
     assert full["n_diverged"] == 1 and full["fitted_fraction"] == 0.5
     assert summary["test_accuracy_full_corruption"]["ci_low"] is None  # one finite value left
     assert summary["fit_time_ratio"]["mean"] is not None  # from the other seed
-    rl.report(exp, summary, "figures/rl", "Rl")
+    text = _words(render_experiment(exp, summary).section)
+    assert "One of the 6 runs diverged and is left out of the means. A diverged run counts as one that did not fit." \
+        in text
+    assert "Not every run fits its training labels: at $p=1$ only 50 % of the runs reach a training error of zero" \
+        in text and "Every run fits" not in text
+
+
+# ----------------------------------------------------------------------------- the words against edited summaries
+
+
+def _words(latex: str) -> str:
+    """Rendered LaTeX with numbers as printed (\\num{0.5} -> 0.5) and lines joined: the text to assert on."""
+    text = re.sub(r"\\num\{([^}]*)\}", r"\1", latex).replace("\\,\\%", " %").replace("~", " ").replace("%\n", "")
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.fixture(scope="module")
+def tiny_summary(tiny):
+    _, exp, tables, _ = tiny
+    return exp, json.loads(json.dumps(rl.analyze(tables, exp), allow_nan=False))
+
+
+def _render(exp, summary, **changes) -> tuple[str, str]:
+    piece = render_experiment(exp, {**summary, **changes})
+    return _words(piece.section), _words(piece.slides)
+
+
+def test_an_interval_against_a_value():
+    ci = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    assert [rl._against(ci, v) for v in (0.3, 0.4, 0.5, 0.6, 0.7)] == [1, 0, 0, 0, -1]
+    assert rl._against({"mean": 0.5, "ci_low": None, "ci_high": None}, 0.3) == 1  # one value: its mean
+    assert rl._against({"mean": None, "ci_low": None, "ci_high": None}, 0.3) is None
+    assert rl._against(ci, None) is None
+
+
+def test_words_when_a_fit_is_lost_by_the_final_epoch(tiny_summary):
+    exp, summary = tiny_summary
+    text, slides = _render(exp, summary, every_run_fits_at_final_epoch=0, train_accuracy_min=0.98)
+    assert "but not every run still does at the final epoch: the lowest mean final training accuracy over $p$ is " \
+           "0.98" in text
+    assert "Every run fits every training label" not in text and "fits every training label" not in slides
+
+
+def test_words_when_no_run_fits_some_level(tiny_summary):
+    exp, summary = tiny_summary
+    text, slides = _render(exp, summary, fitted_fraction_min=0.0, slowest_fit_fitted_fraction=0.0,
+                           slowest_fit_label_noise=1.0, every_run_fits_at_final_epoch=0)
+    assert "at $p=1$ none of the runs reaches a training error of zero" in text
+    assert "The slowest fit is at" not in text and "Every run" not in text
+
+
+@pytest.mark.parametrize("against, words", [
+    (0, "at $p=1$ the interval holds chance"), (1, "even at $p=1$ the interval lies above chance"),
+    (-1, "at $p=1$ the interval lies below chance"),
+])
+def test_words_on_the_test_accuracy_against_chance(tiny_summary, against, words):
+    exp, summary = tiny_summary
+    text, _ = _render(exp, summary, test_accuracy_full_corruption_vs_chance=against)
+    assert words in text
+    assert sum(w in text for w in ("holds chance", "lies above chance", "lies below chance")) == 1
+
+
+def test_words_on_trends_and_ratios(tiny_summary):
+    exp, summary = tiny_summary
+    text, _ = _render(exp, summary, test_accuracy_falls_at_every_step=0, spearman_test_accuracy_vs_corruption=0.5,
+                      fit_time_ratio_vs_one=0, arora_ratio_vs_one=-1, spearman_arora_vs_test_accuracy=0.5)
+    assert "the accuracy tends to rise with $p$, against" in text and "falls at every step" not in text
+    assert "no clear difference in the time to fit" in text and "take longer" not in text
+    assert "random labels make it smaller, against the theory" in text
+    assert "the larger the complexity, the higher the test accuracy, against the theory" in text
+    text, _ = _render(exp, summary, test_accuracy_falls_at_every_step=0, spearman_test_accuracy_vs_corruption=-0.5,
+                      fit_time_ratio_vs_one=1)
+    assert "tends to fall as $p$ grows, though not at every step" in text and "random labels take longer to fit" in text
+
+
+@pytest.mark.parametrize("bound, empty", [(1.3, True), (0.4, False)])
+def test_words_on_the_size_of_the_bound(tiny_summary, bound, empty):
+    exp, summary = tiny_summary
+    text, _ = _render(exp, summary, arora_bound_min=bound)
+    assert f"is {bound} at its smallest over $p$" in text
+    assert ("so it says nothing about a loss in $[0,1]$" in text) == empty
+
+
+def test_words_when_every_run_diverged(tiny_summary):
+    exp, summary = tiny_summary
+    text, slides = _render(exp, summary, n_diverged=summary["n_runs"])
+    assert f"All {summary['n_runs']} runs diverged, so no mean is reported." in text
 
 
 def test_a_foreign_sweep_is_refused():

@@ -55,10 +55,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import (
-    OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex, fmt, named,
-    slug,
-)
 from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
 NOISE_KEY = "task.label_noise"
@@ -203,6 +199,15 @@ def run_table(tables) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["label_noise", "data_seed", "seed"], kind="stable").reset_index(drop=True)
 
 
+def _against(ci: dict, value: float | None) -> int | None:
+    """1 where the interval lies above ``value``, -1 below, 0 where it holds it (its mean, without an interval)."""
+    if value is None or ci["mean"] is None:
+        return None
+    low = ci["ci_low"] if ci["ci_low"] is not None else ci["mean"]
+    high = ci["ci_high"] if ci["ci_high"] is not None else ci["mean"]
+    return 1 if low > value else -1 if high < value else 0
+
+
 def _spearman(x, y) -> float:
     from scipy import stats
 
@@ -264,6 +269,10 @@ def analyze(tables, experiment) -> dict:
     slowest = max(points, key=fit_slowness) if points else None
     gaps = r["fit_gap"][np.isfinite(r["fit_gap"])]
     n_classes = r["n_classes"].dropna()
+    chance = 1.0 / n_classes.iloc[0] if len(n_classes) else None
+    bounds = [pt["arora_bound"]["mean"] for pt in points if pt["arora_bound"]["mean"] is not None]
+    test_means = [pt["test_accuracy"]["mean"] for pt in points if pt["test_accuracy"]["mean"] is not None]
+    fit_ratio_ci, arora_ratio_ci = mean_ci_dict(fit_ratio), mean_ci_dict(arora_ratio)
     train, model, task = experiment.train, experiment.model, experiment.task
     return {
         "confidence": CI_LEVEL,
@@ -278,7 +287,7 @@ def analyze(tables, experiment) -> dict:
         "task": task.name,
         "standardize": bool(task.standardize),
         "n_classes": int(n_classes.iloc[0]) if len(n_classes) else None,
-        "chance_accuracy": 1.0 / n_classes.iloc[0] if len(n_classes) else None,
+        "chance_accuracy": chance,
         "depth": model.depth,
         "width": model.width,
         "activation": model.activation,
@@ -293,12 +302,21 @@ def analyze(tables, experiment) -> dict:
         # The issue's keys.
         "train_accuracy_min": json_number(min(train_means)) if train_means else None,
         "test_accuracy_full_corruption": full["test_accuracy"] if full else None,
+        # At p = 1 against chance: 1 (the interval lies above it), -1 (below), 0 (it holds chance).
+        "test_accuracy_full_corruption_vs_chance": _against(full["test_accuracy"], chance) if full else None,
         "spearman_test_accuracy_vs_corruption": json_number(
             _spearman(noise, [_or_nan(pt["test_accuracy"]["mean"]) for pt in points])),
-        "fit_time_ratio": mean_ci_dict(fit_ratio),
-        "arora_ratio": mean_ci_dict(arora_ratio),
+        # 1 where the mean test accuracy falls at every step of p (over the levels with a finite mean).
+        "test_accuracy_falls_at_every_step": int(len(test_means) > 1 and bool(np.all(np.diff(test_means) < 0))),
+        "fit_time_ratio": fit_ratio_ci,
+        "arora_ratio": arora_ratio_ci,
+        # Each ratio against 1: 1 (its interval lies above), -1 (below), 0 (it holds 1); the mean without one.
+        "fit_time_ratio_vs_one": _against(fit_ratio_ci, 1.0),
+        "arora_ratio_vs_one": _against(arora_ratio_ci, 1.0),
         # Beside them.
         "train_accuracy_min_run": json_number(r["train_accuracy"].min()),
+        # 1 where every run, at every p, ends with no misclassified training point (a diverged run does not).
+        "every_run_fits_at_final_epoch": int(bool(len(r)) and bool((r["train_accuracy"] == 1.0).all())),
         "fitted_fraction_min": min(pt["fitted_fraction"] for pt in points),
         "test_accuracy_clean": clean["test_accuracy"] if clean else None,
         "spearman_per_replicate": mean_ci_dict([_spearman(list(test.columns), row) for _, row in test.iterrows()]),
@@ -309,6 +327,9 @@ def analyze(tables, experiment) -> dict:
         "slowest_fit_fitted_fraction": slowest["fitted_fraction"] if slowest else None,
         "arora_complexity_per_n_clean": clean["arora_complexity_per_n"] if clean else None,
         "arora_complexity_per_n_full_corruption": full["arora_complexity_per_n"] if full else None,
+        # Arora et al.'s leading term sqrt(2 y^T H^-1 y / n) at its smallest over p (of no use for a
+        # loss in [0, 1] where it is at least 1).
+        "arora_bound_min": json_number(min(bounds)) if bounds else None,
         "spearman_arora_vs_test_accuracy": json_number(_spearman(
             [_or_nan(pt["arora_complexity_per_n"]["mean"]) for pt in points],
             [_or_nan(pt["test_accuracy"]["mean"]) for pt in points])),
@@ -363,154 +384,15 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     return names
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- words (templates/)
 
 
-def _mean(entry: dict | None):
-    return None if entry is None else entry["mean"]
+def context(experiment, summary) -> dict:
+    """The table of the templates: one row per fraction p of random labels."""
+    from mathdl.report import fmt
 
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection (question, setup, theory, figures, table) and one slide; numbers as macros."""
-    s, p = slug(experiment.name), prefix
-    level = round(100 * summary["confidence"])
-    macros = {
-        f"{p}NumSeeds": fmt(summary["n_seeds"]),
-        f"{p}NumTrain": fmt(summary["n_train"]),
-        f"{p}NumTest": fmt(summary["n_test"]),
-        f"{p}Width": fmt(summary["width"]),
-        f"{p}Depth": fmt(summary["depth"]),
-        f"{p}Epochs": fmt(summary["epochs"]),
-        f"{p}BatchSize": fmt(summary["batch_size"]),
-        f"{p}LearningRate": fmt(summary["lr"]),
-        f"{p}NumDiverged": fmt(summary["n_diverged"]),
-        f"{p}FitResolution": fmt(summary["fit_epoch_resolution"]),
-        f"{p}Chance": fmt(summary["chance_accuracy"]),
-        f"{p}TrainAccuracyMin": fmt(summary["train_accuracy_min"]),
-        f"{p}FittedFractionMin": fmt(summary["fitted_fraction_min"]),
-        f"{p}TestAccuracyClean": fmt(_mean(summary["test_accuracy_clean"])),
-        f"{p}TestAccuracyFull": fmt(_mean(summary["test_accuracy_full_corruption"])),
-        f"{p}Spearman": fmt(summary["spearman_test_accuracy_vs_corruption"]),
-        f"{p}FitEpochsClean": fmt(_mean(summary["epochs_to_fit_clean"])),
-        f"{p}FitEpochsFull": fmt(_mean(summary["epochs_to_fit_full_corruption"])),
-        f"{p}FitTimeRatio": fmt(summary["fit_time_ratio"]["mean"]),
-        f"{p}FitTimeRatioLow": fmt(summary["fit_time_ratio"]["ci_low"]),
-        f"{p}FitTimeRatioHigh": fmt(summary["fit_time_ratio"]["ci_high"]),
-        f"{p}SlowestFitNoise": fmt(summary["slowest_fit_label_noise"]),
-        f"{p}SlowestFitEpochs": fmt(summary["slowest_fit_epochs"]),
-        f"{p}AroraClean": fmt(_mean(summary["arora_complexity_per_n_clean"])),
-        f"{p}AroraFull": fmt(_mean(summary["arora_complexity_per_n_full_corruption"])),
-        f"{p}AroraRatio": fmt(summary["arora_ratio"]["mean"]),
-        f"{p}AroraTestSpearman": fmt(summary["spearman_arora_vs_test_accuracy"]),
-    }
-    bounds = [pt["arora_bound"]["mean"] for pt in summary["points"] if pt["arora_bound"]["mean"] is not None]
-    macros[f"{p}AroraBoundMin"] = fmt(min(bounds) if bounds else None)
-    full = summary["test_accuracy_full_corruption"]
-    macros[f"{p}TestAccuracyFullLow"] = fmt(full["ci_low"] if full else None)
-    macros[f"{p}TestAccuracyFullHigh"] = fmt(full["ci_high"] if full else None)
-
-    rows = []
-    for pt in summary["points"]:
-        rows.append([fmt(pt["label_noise"]), fmt(pt["train_accuracy"]["mean"]), fmt(pt["test_accuracy"]["mean"]),
-                     fmt(pt["epochs_to_fit"]["mean"]), fmt(pt["fitted_fraction"]),
-                     fmt(pt["arora_complexity_per_n"]["mean"])])
-    table = booktabs_table(
-        ["$p$", "train acc.", "test acc.", "epochs to fit", "fitted", "$y^\\top H^{-1}y/n$"], rows,
-        caption=f"Random labels on {escape(summary['task'].replace('_', '-'))}: final-epoch accuracies (no model "
-                f"selection), epochs to fit (over the runs that fitted) and the fraction of runs that fitted, means "
-                f"over \\{p}NumSeeds{{}} seeds; Arora et al.'s complexity of each training set.",
-        label=f"tab:{s}")
-    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-    depth = words[summary["depth"]] if summary["depth"] < len(words) else str(summary["depth"])
-    activation = "ReLU" if summary["activation"] == "relu" else escape(summary["activation"])
-    arch = f"{depth} hidden {activation} layer{'s' if summary['depth'] > 1 else ''} of width \\{p}Width{{}}"
-    data_text = data_set_name(summary["task"])
-    bound_text = (
-        f"The bound itself, $\\sqrt{{2y^\\top(H^\\infty)^{{-1}}y/n}}$, is \\{p}AroraBoundMin{{}} at its smallest "
-        f"over $p$" + (r", above 1 and so empty for a loss in $[0,1]$ at this sample size: the ordering, not the "
-                       r"value, is what it explains." if bounds and min(bounds) >= 1 else ".")
-    )
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"\citet{zhang2017understanding} showed that standard networks fit training labels that are partly "
-        r"or wholly random to zero training error, with the same architecture and optimizer, in a small "
-        r"constant factor more time, while their test accuracy falls to chance: the hypothesis class alone "
-        r"cannot explain why the same networks generalize on real labels. \citet{arora2019fine} gave a "
-        r"data-dependent answer for two-layer ReLU networks whose first layer is trained by gradient descent "
-        r"from a small initialization: with unit-norm inputs and "
-        r"$H^\infty_{ij}=x_i^\top x_j\,(\pi-\arccos x_i^\top x_j)/(2\pi)$, the population loss is at most "
-        r"$\sqrt{2y^\top(H^\infty)^{-1}y/n}$ plus lower-order terms. As "
-        r"$y^\top H^{-1}y=\sum_i(v_i^\top y)^2/\lambda_i$ over the eigenpairs of $H^\infty$, labels aligned "
-        r"with its top eigenvectors make it small and random labels make it large; the same projections set "
-        r"how fast gradient descent fits the labels.",
-        "",
-        f"We drew \\{p}NumTrain{{}} training and \\{p}NumTest{{}} test images of {data_text}, "
-        f"in $K={fmt(summary['n_classes'])}$ classes{' (standardized features)' if summary['standardize'] else ''}, "
-        r"and replaced a fraction $p$ of the training labels by uniformly random ones (a redrawn label keeps its "
-        r"value with probability $1/K$; test labels stay clean). Networks with "
-        f"{arch} were trained by {named(OPTIMIZER_NAMES, summary['optimizer'])} "
-        f"(step \\{p}LearningRate, batch \\{p}BatchSize) on the {escape(summary['loss'].replace('_', ' '))} loss "
-        f"for \\{p}Epochs{{}} epochs, \\{p}NumSeeds{{}} initializations per $p$; accuracies are those of the final "
-        f"epoch (no model selection), and the epochs to fit are the first recorded epoch with no misclassified "
-        f"training point (resolution \\{p}FitResolution{{}} epoch(s)). \\{p}NumDiverged{{}} runs diverged. "
-        r"For Arora et al.'s complexity we scale each input to unit norm and sum $y_k^\top(H^\infty)^{-1}y_k$ "
-        r"over the $K$ columns of the centred one-hot targets $y_k=\mathbf{1}[\text{label}=k]-1/K$.",
-        "",
-        f"The lowest mean final training accuracy over $p$ is \\{p}TrainAccuracyMin{{}} (fraction of runs that "
-        f"fitted their labels, at worst \\{p}FittedFractionMin; Figure~\\ref{{fig:{s}-accuracy}}, "
-        f"Table~\\ref{{tab:{s}}}). The mean test accuracy is \\{p}TestAccuracyClean{{}} at $p=0$ and "
-        f"\\{p}TestAccuracyFull{{}} [\\{p}TestAccuracyFullLow, \\{p}TestAccuracyFullHigh] ({level}\\% interval) "
-        f"at $p=1$, against chance \\{p}Chance; Spearman's rank correlation of the mean test accuracy with $p$ "
-        f"is \\{p}Spearman. Fitting takes \\{p}FitEpochsClean{{}} epochs on clean labels and "
-        f"\\{p}FitEpochsFull{{}} on random ones, a ratio of \\{p}FitTimeRatio{{}} [\\{p}FitTimeRatioLow, "
-        f"\\{p}FitTimeRatioHigh]; the slowest fit is at $p=\\{p}SlowestFitNoise$ (\\{p}SlowestFitEpochs{{}} "
-        f"epochs; Figures~\\ref{{fig:{s}-curves}} and~\\ref{{fig:{s}-fit}}). Arora et al.'s "
-        f"$y^\\top(H^\\infty)^{{-1}}y/n$ is \\{p}AroraClean{{}} on clean labels and \\{p}AroraFull{{}} on "
-        f"random ones, a ratio of \\{p}AroraRatio; over $p$ its Spearman correlation with the mean test accuracy "
-        f"is \\{p}AroraTestSpearman. {bound_text}",
-        "",
-        figure_tex(
-            figure_dir, "accuracy_vs_corruption",
-            f"Final train and test accuracy against the fraction $p$ of random training labels (mean "
-            f"and {level}\\% band over seeds); dashed: chance.",
-            f"fig:{s}-accuracy", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "train_error_curves",
-            r"Training error on the (partly random) training labels during training, mean over seeds, "
-            r"one curve per $p$.",
-            f"fig:{s}-curves", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "fit_time_and_complexity",
-            f"Left: epochs until the training labels are fitted ({level}\\% band over seeds). Right: "
-            r"Arora et al.'s complexity $y^\top(H^\infty)^{-1}y/n$ of the training set.",
-            f"fig:{s}-fit"),
-        "",
-        table,
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.55\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/accuracy_vs_corruption.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.43\textwidth}\small",
-        r"      \begin{itemize}",
-        f"        \\item digits, $n=\\{p}NumTrain$, fraction $p$ of labels random",
-        f"        \\item train accuracy $\\ge$ \\{p}TrainAccuracyMin{{}} at every $p$",
-        f"        \\item test accuracy \\{p}TestAccuracyClean{{}} $\\to$ \\{p}TestAccuracyFull{{}} "
-        f"(chance \\{p}Chance)",
-        f"        \\item epochs to fit: $\\times$\\{p}FitTimeRatio{{}} at $p=1$",
-        f"        \\item $y^\\top H^{{-1}}y/n$: \\{p}AroraClean{{}} $\\to$ \\{p}AroraFull",
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
+    rows = [[fmt(pt["label_noise"]), fmt(pt["train_accuracy"]["mean"]), fmt(pt["test_accuracy"]["mean"]),
+             fmt(pt["epochs_to_fit"]["mean"]), fmt(pt["fitted_fraction"]), fmt(pt["arora_complexity_per_n"]["mean"])]
+            for pt in summary["points"]]
+    return {"header": ["$p$", "train acc.", "test acc.", "epochs to fit", "fitted", "$y^\\top H^{-1}y/n$"],
+            "rows": rows}
