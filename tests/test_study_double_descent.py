@@ -3,6 +3,7 @@ statistics, a real random-features peak at N = n on digits, and the study end to
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -163,11 +164,10 @@ def test_compute_analyze_figures_report(tmp_path, root):
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
 
-    piece = dd.report(exp, summary, "figures/dd", "Dd")
-    assert all(re.fullmatch(r"Dd[A-Za-z]+", k) for k in piece.macros)
-    used = set(re.findall(r"\\(Dd[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros), used - set(piece.macros)
-    assert piece.macros["DdRfPeakRatio"] == r"\num{1}" and "--" not in piece.macros["DdNnPeakRatio"]
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    assert r"the mean test error rate peaks at $N/n=\num{1}$" in " ".join(piece.section.split())
     for name in names:
         assert f"figures/dd/{name}.pdf" in piece.section
     bib = (root / "report" / "references.bib").read_text()
@@ -185,8 +185,12 @@ def test_a_diverged_network_is_flagged_and_analysis_goes_on(tmp_path):
     summary = _summary(tables, exp)
     assert summary["n_diverged"] == 2 and summary["random_features"] == {}
     dd.figures(tables, summary, exp, plan.plot, tmp_path)
-    piece = dd.report(exp, summary, "figures/dd", "Dd")
-    assert "Dd" in piece.slides
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    text = " ".join(piece.section.split())
+    assert r"\num{2} of the \num{2}~runs diverged at one size or more" in text
+    assert "Random features" not in text and piece.slides.count("\\begin{frame}") == 1
 
 
 def test_other_sweeps_are_refused():
@@ -197,3 +201,134 @@ def test_other_sweeps_are_refused():
 def test_a_grid_without_the_threshold_is_refused():
     with pytest.raises(cfg.ConfigError, match="rf_ratios"):
         cfg.load_plan({"experiments": {"dd": {"study": "double_descent", "params": {"rf_ratios": [0.5, 2.0]}}}})
+
+
+# ----------------------------------------------------------------------------- the words
+
+
+def test_peak_decision_needs_a_rise_above_both_ends():
+    ratios = [0.25, 0.5, 0.9, 1.0, 2.0, 4.0]
+    peak = dd.peak_decision(ratios, [0.4, 0.3, 0.6, 0.9, 0.35, 0.2])
+    assert peak["has_peak"] is True and peak["peak_over_best_below"] == pytest.approx(3.0)
+    assert peak["peak_over_largest"] == pytest.approx(4.5) and peak["largest_over_best_below"] == pytest.approx(2 / 3)
+    falling = dd.peak_decision(ratios, [0.5, 0.4, 0.3, 0.25, 0.2, 0.1])
+    assert falling["has_peak"] is False and falling["peak_over_best_below"] == pytest.approx(1.0)
+    rising = dd.peak_decision(ratios, [0.5, 0.3, 0.4, 0.5, 0.6, 0.62])  # still rising at the largest size
+    assert rising["has_peak"] is False and rising["peak_over_largest"] == pytest.approx(1.0)
+    small = dd.peak_decision(ratios, [0.5, 0.3, 0.32, 0.31, 0.3, 0.2])  # 7% above the optimum: within the margin
+    assert small["has_peak"] is False and dd.peak_decision(ratios, [0.5, 0.3, 0.32, 0.31, 0.3, 0.2], 0.05)["has_peak"]
+    assert dd.peak_decision([1.0, 2.0], [0.5, 0.3])["has_peak"] is None  # no size below the threshold
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """(experiment, summary) of a real tiny run: both methods, label noise 0 and 0.2."""
+    import torch
+
+    torch.set_num_threads(1)
+    _, exp, tables = _run({**TINY, "sweep": {"task.label_noise": [0.0, 0.2],
+                                             "params.method": ["random_features", "network"]}})
+    return exp, _summary(tables, exp)
+
+
+def _words(exp, summary) -> tuple[str, str]:
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+
+
+def _block_sentence(text: str, method_heading: str, noise: str) -> str:
+    """The sentence of one label noise in one method's paragraph."""
+    part = text.split(method_heading, 1)[1]
+    return part.split(f"label noise {noise},", 1)[1].split(". ", 1)[0]
+
+
+def test_words_of_a_real_tiny_run(tiny):
+    from mathdl.report import fmt
+
+    exp, summary = tiny
+    text, slides = _words(exp, summary)
+    for method, heading, x in (("random_features", r"\paragraph{Random features.}", "N/n"),
+                               ("network", r"\paragraph{Networks with one hidden layer.}", "p/(nK)")):
+        for key, block in summary[method].items():
+            sentence = _block_sentence(text, heading, fmt(block["label_noise"]))
+            if block["mean_curve_has_peak"]:
+                assert sentence.startswith(f" the mean {'final ' if method == 'network' else ''}test error rate peaks "
+                                           f"at ${x}={fmt(block['mean_curve_peak_location'])}$"), sentence
+            else:
+                assert "has no peak" in sentence and "peaks at" not in sentence, sentence
+    ratio = summary["network"]["0.2"]["interpolation_ratio"]
+    assert ("No network size fits every training label" in text) == (ratio is None)
+    assert "two-layer" not in text.lower() and "one hidden layer" in text
+    assert r"$p=w(d+1)+K(w+1)$" in text
+    assert "(s)" not in text + slides and "run(s)" not in text
+    assert slides.count("\\begin{frame}") == 2 and "\\cite" not in slides
+
+
+def test_words_follow_peak_or_no_peak(tiny):
+    exp, base = tiny
+    s = copy.deepcopy(base)
+    nn = s["network"]["0.2"]
+    nn.update(mean_curve_has_peak=False, mean_curve_peak_over_best_below=1.05, mean_curve_peak_over_largest=1.4,
+              mean_curve_peak_location=0.75)
+    text, slides = _words(exp, s)
+    sentence = _block_sentence(text, r"\paragraph{Networks", r"\num{0.2}")
+    assert "has no peak: after its lowest value below the threshold it rises at most by a factor \\num{1.05}" in sentence
+    assert "peaks at" not in sentence and "no peak (highest point after the best below $p=nK$" in slides
+    nn.update(mean_curve_peak_over_best_below=1.5, mean_curve_peak_over_largest=1.02)
+    sentence = _block_sentence(_words(exp, s)[0], r"\paragraph{Networks", r"\num{0.2}")
+    assert r"rises to \num{1.5} times that value at $p/(nK)=\num{0.75}$ but does not come down again" in sentence
+    nn.update(mean_curve_peak_over_best_below=1.0)
+    sentence = _block_sentence(_words(exp, s)[0], r"\paragraph{Networks", r"\num{0.2}")
+    assert "has no peak: it does not rise again" in sentence
+    nn.update(mean_curve_has_peak=True, mean_curve_peak_over_best_below=2.0, mean_curve_peak_over_largest=3.0)
+    sentence = _block_sentence(_words(exp, s)[0], r"\paragraph{Networks", r"\num{0.2}")
+    assert r"peaks at $p/(nK)=\num{0.75}$, \num{2} times its lowest value" in sentence
+    nn["mean_curve_has_peak"] = None
+    assert "no peak of the mean final test error rate can be measured" in _words(exp, s)[0]
+
+    rf_low = s["random_features"]["0"]
+    rf_low.update(mean_curve_has_peak=False, mean_curve_peak_over_best_below=1.0)
+    text, _ = _words(exp, s)
+    assert "A peak without label noise is no contradiction" not in text
+    rf_low["mean_curve_largest_over_best_below"] = 1.3
+    assert "the second descent does not beat the classical optimum" in _words(exp, s)[0]
+
+
+def test_words_follow_interpolation_ridge_depth_and_divergence(tiny):
+    exp, base = tiny
+    s = copy.deepcopy(base)
+    nn = s["network"]["0.2"]
+    nn["interpolation_ratio"] = None
+    text, slides = _words(exp, s)
+    assert "No network size fits every training label for every seed." in text and "Every network from" not in text
+    assert "no size fits every training label" in slides
+    nn["interpolation_ratio"] = nn["ratios"][0]
+    assert "Every network fits every training label, from the smallest size on." in _words(exp, s)[0]
+
+    rf = s["random_features"]["0.2"]
+    rf.update(interpolates=False, max_train_loss_interpolating=0.01)
+    rf["ridge"]["0.1"]["test_error_at_threshold"]["mean"] = 2 * rf["test_error_at_threshold"]["mean"]
+    text, _ = _words(exp, s)
+    assert r"largest training mean squared error for $N\ge n$ is \num{0.01}, so not every fit interpolates" in text
+    assert r"(no $\lambda$ lowers it)" in text and "lower with every" not in text
+
+    s["n_diverged"] = 1
+    assert r"\num{1} of the \num{8}~runs diverged at one size or more" in _words(exp, s)[0]
+
+    s["model"]["depth"] = 3
+    deep = cfg.load_plan({"device": "cpu", "experiments": {"dd": {**TINY, "model": {"depth": 3}}}}).experiment("dd")
+    text, slides = _words(deep, s)
+    assert r"\paragraph{Networks with 3 hidden layers.}" in text and "one hidden layer" not in text.split("Networks", 1)[1]
+    assert "w(d+1)" not in text and "$p$ parameters" in text and "networks with 3 hidden layers" in slides
+
+
+def test_words_of_one_method_and_one_noise(tiny):
+    exp, base = tiny
+    s = copy.deepcopy(base)
+    s["network"] = {}
+    del s["random_features"]["0"]
+    text, slides = _words(exp, s)
+    assert r"\paragraph{Random features.}" in text and "Networks with" not in text and "label noise \\num{0}," not in text
+    assert slides.count("\\begin{frame}") == 1

@@ -65,10 +65,6 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from mathdl.report import (
-    ACTIVATION_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name,
-    escape, figure_tex, fmt, named, slug,
-)
 from mathdl.linalg import ridge_fit
 from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
@@ -76,7 +72,7 @@ METHODS = ("random_features", "network")
 
 DEFAULTS: dict[str, Any] = {
     "description": (
-        "Does the test error of random-features regression and of two-layer networks on real digits "
+        "Does the test error of random-features regression and of fully connected networks on real digits "
         "peak where the model can first fit its training data exactly, and fall again beyond it, "
         "with and without label noise?"
     ),
@@ -136,7 +132,8 @@ FIGURES = {
     "random_features": ("rf_double_descent", "rf_norm_and_ridge"),
     "network": ("nn_double_descent", "nn_learning_curves"),
 }
-METHOD_NAMES = {"random_features": "random features", "network": "two-layer networks"}
+PEAK_MARGIN = 0.1  # a peak: the mean curve rises more than 10% above both its classical optimum and its last size
+INTERPOLATION_MSE = 1e-6  # random features "interpolate" where the training mse (one-hot targets) is below this
 
 
 # ----------------------------------------------------------------------------- the mathematics
@@ -190,6 +187,24 @@ def peak_statistics(ratios, errors) -> tuple[float, float, float]:
     peak = best + int(np.argmax(e[best:]))
     ratio = (lambda v: float(v / e[best]) if e[best] > 0 else math.nan)
     return float(r[peak]), ratio(e[peak]), ratio(e[-1])
+
+
+def peak_decision(ratios, errors, margin: float | None = None) -> dict:
+    """Whether a curve has a double-descent peak: its peak after the first descent, E(r*) (see
+    ``peak_statistics``), exceeds both the classical optimum E_below and the error at the largest size
+    E(r_max) by more than the fraction ``margin`` (``PEAK_MARGIN``). A curve that only falls (r* =
+    r_below) or still rises at its end (r* = r_max) has none. ``has_peak`` is None where the grid has no
+    size below the threshold or no finite value (nothing to decide)."""
+    margin = PEAK_MARGIN if margin is None else margin
+    _, over_best, largest_over_best = peak_statistics(ratios, errors)
+    over_largest = over_best / largest_over_best if largest_over_best > 0 else math.nan
+    decided = math.isfinite(over_best) and math.isfinite(over_largest)
+    return {
+        "peak_over_best_below": json_number(over_best),
+        "largest_over_best_below": json_number(largest_over_best),
+        "peak_over_largest": json_number(over_largest),
+        "has_peak": bool(over_best > 1 + margin and over_largest > 1 + margin) if decided else None,
+    }
 
 
 # ----------------------------------------------------------------------------- compute
@@ -335,6 +350,7 @@ def _peaks(curve: pd.DataFrame, prefix: str = "", geometric: bool = False) -> di
         f"{prefix}peak_over_best_below": ratio_ci(stats[:, 1]),
         f"{prefix}largest_over_best_below": ratio_ci(stats[:, 2]),
         f"{prefix}mean_curve_peak_location": json_number(peak_statistics(mean_curve.index, mean_curve)[0]),
+        **{f"{prefix}mean_curve_{k}": v for k, v in peak_decision(mean_curve.index, mean_curve).items()},
     }
 
 
@@ -374,6 +390,8 @@ def _random_features_summary(m: pd.DataFrame, ridges) -> dict:
     above = _curve(m, "train", "loss")
     above = above[above.index >= 1]
     out["max_train_loss_interpolating"] = _largest(above.to_numpy())
+    out["interpolates"] = (None if out["max_train_loss_interpolating"] is None
+                           else out["max_train_loss_interpolating"] < INTERPOLATION_MSE)
     out.update(_best(test))
     out["test_error_at_threshold"] = mean_ci_dict(test.loc[1.0]) if 1.0 in test.index else None
     out["ridge"] = {}
@@ -422,6 +440,8 @@ def analyze(tables, experiment) -> dict:
         "n_test": experiment.task.n_test,
         "task": experiment.task.name,
         "n_diverged": int(runs["diverged"].sum()),
+        "n_runs": int(len(runs)),
+        "peak_margin": PEAK_MARGIN,
         "numbers": "final: closed-form fits and networks after their last epoch; no model selection",
         "test_error": "error rate on the clean test split" if experiment.task.kind == "classification"
         else "squared error on the test split",
@@ -465,6 +485,19 @@ def _labelled(tables) -> pd.DataFrame:
 
 def _threshold(ax) -> None:
     ax.axvline(1.0, color="0.4", ls=":", lw=1)
+
+
+def _threshold_palette(ratios) -> list:
+    """One colour per size, readable for about ten sizes: the size nearest the threshold p = nK in black,
+    smaller ones in blue-greens, larger ones in oranges, each side from light (far) to dark (near)."""
+    import seaborn as sns
+
+    ratios = list(ratios)
+    nearest = min(range(len(ratios)), key=lambda i: abs(math.log(ratios[i])))
+    below = sns.color_palette("crest", nearest) if nearest else []  # light to dark: towards the threshold
+    n_above = len(ratios) - nearest - 1
+    above = sns.color_palette("flare", n_above)[::-1] if n_above else []  # dark to light: away from it
+    return [*below, (0.0, 0.0, 0.0), *above]
 
 
 def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
@@ -527,260 +560,55 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
         curves = tables.metrics.merge(runs, on="run_id")
         curves = curves[(curves["params.method"] == "network") & (curves["task.label_noise"].map(lambda v: f"{v:g}") == head)
                         & (curves["split"] == "test") & (curves["metric"] == "error") & (curves["epoch"] > 0)].copy()
-        curves["p / nK"] = curves["ratio"].map(lambda v: f"{v:.2g}")
-        order = [f"{v:.2g}" for v in sorted(curves["ratio"].unique())]
+        curves["p / nK"] = curves["ratio"].map(lambda v: f"{v:.3g}")
+        ratios = sorted(curves["ratio"].unique())
+        order = [f"{v:.3g}" for v in ratios]
         fig, (ax,) = plots.new_figure(plot)
-        sns.lineplot(data=curves, x="epoch", y="value", hue="p / nK", hue_order=order, palette="viridis",
-                     errorbar=None, ax=ax)
+        sns.lineplot(data=curves, x="epoch", y="value", hue="p / nK", hue_order=order,
+                     palette=_threshold_palette(ratios), style="p / nK", style_order=order,
+                     dashes=[(3, 1.5) if r < 1 else "" for r in ratios], errorbar=None, ax=ax)
         ax.set(xscale="log", xlabel="epoch", ylabel=f"test error rate (label noise {head})")
         ax.legend(title="$p/(nK)$", fontsize="x-small", ncols=2)
         names.append(plots.save(fig, outdir, "nn_learning_curves", plot))
     return names
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- words
 
 
-def _mean(entry: dict | None):
-    return None if entry is None else entry["mean"]
+def context(experiment, summary) -> dict:
+    """What the templates need beyond the summary: per method the blocks of the largest (headline)
+    and the smallest label noise, the ridge fits' errors at the threshold, and the table's cells."""
+    from mathdl.report import fmt
 
+    def blocks(method: str):
+        ordered = sorted(summary[method].values(), key=lambda b: b["label_noise"])
+        return (ordered[-1] if ordered else None), (ordered[0] if len(ordered) > 1 else None)
 
-def _ci_macros(macros: dict, name: str, entry: dict | None) -> None:
-    """\\<name>, \\<name>Low, \\<name>High from a {mean, ci_low, ci_high} entry (dashes where missing)."""
-    entry = entry or {}
-    macros[name] = fmt(entry.get("mean"))
-    macros[f"{name}Low"] = fmt(entry.get("ci_low"))
-    macros[f"{name}High"] = fmt(entry.get("ci_high"))
-
-
-def _conditions(summary: dict, method: str) -> dict[str, dict]:
-    """Macro tag -> block: '' for the headline (largest) label noise, 'LowNoise' for the smallest."""
-    blocks = summary[method]
-    if not blocks:
-        return {}
-    keys = sorted(blocks, key=lambda k: blocks[k]["label_noise"])
-    out = {"": blocks[keys[-1]]}
-    if len(keys) > 1:
-        out["LowNoise"] = blocks[keys[0]]
-    return out
-
-
-def _random_features_text(p: str, s: str, summary: dict, conds: dict, figure_dir: str, level: int) -> list[str]:
-    low = conds.get("LowNoise")
-    ridges = [v["lambda"] for v in conds[""]["ridge"].values()]
-    text = [
-        r"\paragraph{Random features.}",
-        f"For each seed we drew $W\\in\\RR^{{N\\times d}}$ with i.i.d.\\ $\\mathcal N(0,1)$ entries and the features "
-        r"$\phi(x)=\mathrm{relu}(Wx/\sqrt d)$ \citep{rahimi2007random}, a two-layer network whose first layer is frozen; "
-        r"with $\Phi=\phi(X)\in\RR^{n\times N}$ and one-hot targets $Y$ we fitted the minimum-norm least-squares "
-        r"solution $B=\Phi^{+}Y$ (float64, from the singular value decomposition) for $N/n$ from "
-        f"\\{p}RfMinRatio{{}} to \\{p}RfMaxRatio, the model with $N$ features using the first $N$ of the seed's features. "
-        r"For $N\ge n$ it interpolates, $\Phi B=Y$ "
-        f"(largest training mean squared error there: \\{p}RfMaxTrainLoss), and at $N=n$ the matrix $\\Phi$ is square "
-        r"with a smallest singular value near zero, so that $\|B\|_F$ and the test error blow up "
-        r"\citep{belkin2019reconciling,mei2022generalization}.",
-        f"Figure~\\ref{{fig:{s}-rf}} shows the two descents. With label noise \\{p}Noise{{}} the test error rate peaks at "
-        f"$N/n=\\{p}RfPeakRatio$ (mean over seeds, {level}\\% interval [\\{p}RfPeakRatioLow, \\{p}RfPeakRatioHigh]), "
-        f"where it is \\{p}RfPeakOverBest{{}} [\\{p}RfPeakOverBestLow, \\{p}RfPeakOverBestHigh] times the best "
-        f"error below the threshold; the largest model's error is \\{p}RfLargestOverBest{{}} times that best one. "
-        f"The test mean squared error, which the fit minimizes on the training set, peaks at $N/n=\\{p}RfMsePeakRatio$ "
-        f"and there exceeds the best below the threshold \\{p}RfMsePeakOverBest-fold (geometric mean over seeds).",
-    ]
-    if low is not None:
-        text.append(
-            f"With label noise \\{p}NoiseLowNoise{{}} the peak is at $N/n=\\{p}RfPeakRatioLowNoise$, "
-            f"\\{p}RfPeakOverBestLowNoise{{}} times the best error below the threshold, and the largest model reaches "
-            f"\\{p}RfLargestOverBestLowNoise{{}} of it. A peak without label noise is no contradiction: the part of the "
-            r"targets that the features cannot represent acts like noise \citep{hastie2022surprises}.")
-    if ridges:
-        text.append(
-            f"The norm $\\|B\\|_F$ peaks at $N/n=\\{p}RfNormPeakRatio$ (Figure~\\ref{{fig:{s}-rf-ridge}}). "
-            r"Ridge fits $B_\lambda=\arg\min_B\frac1n\|\Phi B-Y\|_F^2+\lambda\|B\|_F^2$ tame the peak "
-            r"\citep{nakkiran2021optimal}: at $N=n$ the test error rate is " f"\\{p}RfThresholdError{{}} for the minimum-norm "
-            f"fit and \\{p}RfRidgeThresholdError{{}} with $\\lambda=\\{p}RfRidgeLambda$.")
-    text += ["", figure_tex(
-        figure_dir, "rf_double_descent",
-        r"Random features: test (solid) and training (dashed) error rate, and test mean squared error, against "
-        f"$N/n$ by label noise (mean and {level}\\% band over seeds); dotted: the interpolation threshold $N=n$.",
-        f"fig:{s}-rf"), ""]
-    text += [figure_tex(
-        figure_dir, "rf_norm_and_ridge",
-        r"Random features: the norm $\|B\|_F$ of the minimum-norm solution, and the test error rate of ridge fits "
-        f"at label noise \\{p}Noise, against $N/n$.", f"fig:{s}-rf-ridge"), ""]
-    return text
-
-
-def _is_two_layer(model: dict) -> bool:
-    return model["depth"] == 1 and not model["residual"]
-
-
-def _depth_text(model: dict) -> str:
-    """'one hidden ReLU layer', '3 residual blocks of tanh units', ..."""
-    act = named(ACTIVATION_NAMES, model["activation"])
+    rf, rf_low = blocks("random_features")
+    nn, nn_low = blocks("network")
+    ridges = []
+    if rf is not None:
+        for fit in sorted(rf["ridge"].values(), key=lambda b: b["lambda"]):
+            at = fit["test_error_at_threshold"]
+            ridges.append({"lambda": fit["lambda"], "error": at["mean"] if at else None})
+    threshold = (rf or {}).get("test_error_at_threshold") or {}
+    ridge_lower = [r["lambda"] for r in ridges if None not in (r["error"], threshold.get("mean"))
+                   and r["error"] < threshold["mean"]]
+    model = summary["model"]
     if model["residual"]:
-        return f"{model['depth']} residual blocks of {act} units"
-    return f"one hidden {act} layer" if model["depth"] == 1 else f"{model['depth']} hidden {act} layers"
+        net_name = f"residual networks of {model['depth']} blocks"
+    else:
+        net_name = "networks with one hidden layer" if model["depth"] == 1 else f"networks with {model['depth']} hidden layers"
 
-
-def _network_text(p: str, s: str, summary: dict, conds: dict, figure_dir: str, level: int) -> list[str]:
-    low = conds.get("LowNoise")
-    t = summary["train"]
-    text = [
-        r"\paragraph{Two-layer networks.}",
-        f"Networks with {_depth_text(summary['model'])} of widths \\{p}NnMinWidth{{}} to \\{p}NnMaxWidth{{}} have "
-        + (r"$p=w(d+1)+K(w+1)$ parameters" if _is_two_layer(summary["model"]) else "$p$ parameters")
-        + f", from \\{p}NnMinRatio{{}} to \\{p}NnMaxRatio{{}} times $nK$; "
-        r"with the squared loss on one-hot targets, fitting $n$ points is $nK$ equations, so counting parameters puts "
-        r"the threshold at $p=nK$ \citep{belkin2019reconciling}, the count at which random features cross it as well "
-        r"($NK=nK$). "
-        f"All seeds of a width trained together by {named(OPTIMIZER_NAMES, t['optimizer'])} "
-        f"(step {fmt(t['lr'])}, {escape(t['lr_schedule'])} schedule, "
-        + ("full batch" if t["batch_size"] == 0 else f"batches of {fmt(t['batch_size'])}")
-        + f") on the {named(LOSS_NAMES, t['loss'])} loss for \\{p}NnEpochs{{}} epochs"
-        + (r" \citep{kingma2015adam}" if t["optimizer"] == "adam" else "") + ".",
-        f"Figure~\\ref{{fig:{s}-nn}}: with label noise \\{p}Noise{{}} the final test error rate peaks at "
-        f"$p/(nK)=\\{p}NnPeakRatio$ [\\{p}NnPeakRatioLow, \\{p}NnPeakRatioHigh], \\{p}NnPeakOverBest{{}} "
-        f"[\\{p}NnPeakOverBestLow, \\{p}NnPeakOverBestHigh] times the best error below the threshold, and the largest "
-        f"network's error is \\{p}NnLargestOverBest{{}} times that best one. The test mean squared error peaks at "
-        f"$p/(nK)=\\{p}NnMsePeakRatio$, \\{p}NnMsePeakOverBest{{}} times its best below the threshold (geometric mean). "
-        f"Every network from $p/(nK)=\\{p}NnInterpolationRatio$ "
-        f"on fits every training label; above $p=nK$ the largest final training loss is \\{p}NnMaxTrainLoss. "
-        r"\citet{nakkiran2020deep} place the peak where the \emph{effective model complexity} of the training procedure, "
-        r"the largest sample it fits to near-zero error, reaches $n$: a shorter or noisier training moves it to larger "
-        r"networks, and label noise makes it pronounced.",
-    ]
-    if low is not None:
-        text.append(
-            f"With label noise \\{p}NoiseLowNoise{{}} the peak is at $p/(nK)=\\{p}NnPeakRatioLowNoise$, "
-            f"\\{p}NnPeakOverBestLowNoise{{}} times the best error below the threshold (a ratio of 1: no peak, the "
-            r"error only falls with the size).")
-    text.append(f"Figure~\\ref{{fig:{s}-nn-epochs}} follows the test error of every size through training: where it "
-                r"rises late, the networks are fitting the noisy training labels.")
-    text += ["", figure_tex(
-        figure_dir, "nn_double_descent",
-        r"Two-layer networks: final test (solid) and training (dashed) error rate, and test mean squared error, "
-        f"against $p/(nK)$ by label noise (mean and {level}\\% band over seeds); dotted: $p=nK$.", f"fig:{s}-nn"), ""]
-    text += [figure_tex(
-        figure_dir, "nn_learning_curves",
-        f"Two-layer networks at label noise \\{p}Noise: test error rate against epoch for every size "
-        r"(mean over seeds).", f"fig:{s}-nn-epochs", width=r"0.7\linewidth"), ""]
-    return text
-
-
-def _table(summary: dict, p: str, s: str) -> str:
     rows = []
-    for method in METHODS:
-        for block in sorted(summary[method].values(), key=lambda b: b["label_noise"]):
-            rows.append([METHOD_NAMES[method], fmt(block["label_noise"]), fmt(_mean(block["peak_location"])),
-                         fmt(_mean(block["peak_over_best_below"])), fmt(_mean(block["largest_over_best_below"])),
-                         fmt(block["best_test_error"]), fmt(block["best_test_error_ratio"])])
-    return booktabs_table(
-        ["model", "noise", "peak at", "peak/best", "largest/best", "best error", "at"], rows,
-        caption=f"Double descent of the test error rate; sizes as parameters over $nK$ ($N/n$ for random features), "
-                f"means over \\{p}NumSeeds{{}} seeds. Peak at: the size of the peak; peak/best and largest/best: the "
-                f"error at the peak and at the largest size over the best error below the threshold (a peak ratio "
-                f"of 1: the error does not rise again after its minimum below the threshold); best error and the "
-                f"size where it is reached.", label=f"tab:{s}")
-
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    s = slug(experiment.name)
-    p = prefix
-    level = round(100 * summary["confidence"])
-    macros = {
-        f"{p}NumSeeds": fmt(summary["n_seeds"]),
-        f"{p}NTrain": fmt(summary["n_train"]),
-        f"{p}NTest": fmt(summary["n_test"]),
-        f"{p}InputDim": fmt(summary["input_dim"]),
-        f"{p}NumOutputs": fmt(summary["n_outputs"]),
-        f"{p}NK": fmt(summary["n_train"] * summary["n_outputs"]),
-    }
-    rf, nn = _conditions(summary, "random_features"), _conditions(summary, "network")
-    for tag, block in (rf or nn).items():
-        macros[f"{p}Noise{tag}"] = fmt(block["label_noise"])
-    for tag, block in rf.items():
-        _ci_macros(macros, f"{p}RfPeakRatio{tag}", block["peak_location"])
-        _ci_macros(macros, f"{p}RfPeakOverBest{tag}", block["peak_over_best_below"])
-        _ci_macros(macros, f"{p}RfLargestOverBest{tag}", block["largest_over_best_below"])
-        macros[f"{p}RfMsePeakRatio{tag}"] = fmt(_mean(block["mse_peak_location"]))
-        macros[f"{p}RfMsePeakOverBest{tag}"] = fmt(_mean(block["mse_peak_over_best_below"]))
-        macros[f"{p}RfNormPeakRatio{tag}"] = fmt(_mean(block["norm_peak_location"]))
-    if rf:
-        head = rf[""]
-        macros[f"{p}RfMinRatio"] = fmt(head["ratios"][0])
-        macros[f"{p}RfMaxRatio"] = fmt(head["ratios"][-1])
-        macros[f"{p}RfMaxTrainLoss"] = fmt(max(b["max_train_loss_interpolating"] or 0.0 for b in rf.values()), 2)
-        macros[f"{p}RfThresholdError"] = fmt(_mean(head["test_error_at_threshold"]))
-        if head["ridge"]:
-            best = min(head["ridge"].values(), key=lambda b: _mean(b["test_error_at_threshold"]) or math.inf)
-            macros[f"{p}RfRidgeLambda"] = fmt(best["lambda"])
-            macros[f"{p}RfRidgeThresholdError"] = fmt(_mean(best["test_error_at_threshold"]))
-    for tag, block in nn.items():
-        _ci_macros(macros, f"{p}NnPeakRatio{tag}", block["peak_location"])
-        _ci_macros(macros, f"{p}NnPeakOverBest{tag}", block["peak_over_best_below"])
-        _ci_macros(macros, f"{p}NnLargestOverBest{tag}", block["largest_over_best_below"])
-        macros[f"{p}NnMsePeakRatio{tag}"] = fmt(_mean(block["mse_peak_location"]))
-        macros[f"{p}NnMsePeakOverBest{tag}"] = fmt(_mean(block["mse_peak_over_best_below"]))
-    if nn:
-        head = nn[""]
-        macros[f"{p}NnMinWidth"] = fmt(head["widths"][0])
-        macros[f"{p}NnMaxWidth"] = fmt(head["widths"][-1])
-        macros[f"{p}NnMinRatio"] = fmt(head["ratios"][0], 2)
-        macros[f"{p}NnMaxRatio"] = fmt(head["ratios"][-1], 2)
-        macros[f"{p}NnEpochs"] = fmt(head["final_epoch"])
-        macros[f"{p}NnInterpolationRatio"] = fmt(head["interpolation_ratio"], 2)
-        macros[f"{p}NnMaxTrainLoss"] = fmt(head["max_train_loss_above_threshold"], 2)
-
-    section = [
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"\citet{belkin2019reconciling} observed that the test error of random-features models and of fully connected "
-        r"networks, plotted against the number of parameters, first follows the classical U, peaks at the "
-        r"\emph{interpolation threshold} where the model first fits its $n$ training points exactly, and then "
-        r"descends a second time; \citet{nakkiran2020deep} found the same in deep networks, most pronounced with "
-        r"label noise. For linear and random-features regression the limiting risk of the minimum-norm interpolant is "
-        r"known in closed form and diverges at the threshold \citep{advani2020high,hastie2022surprises,"
-        r"mei2022generalization}.",
-        "",
-        f"Data: \\{p}NTrain{{}} training and \\{p}NTest{{}} test images of {data_set_name(experiment.task.name)} "
-        f"($d=\\{p}InputDim$ standardized features, $K=\\{p}NumOutputs$ classes, so "
-        f"$nK=\\{p}NK$); a fraction of the training labels, the label noise, is replaced by uniformly random labels, "
-        f"the test labels are clean. Errors are final, after the closed-form fit or the last epoch; nothing is "
-        f"selected, and the test set is never used for a choice. \\{p}NumSeeds{{}} seeds draw the random features and "
-        f"the initializations; the data are the same for all.",
-        "",
-    ]
-    if rf:
-        section += _random_features_text(p, s, summary, rf, figure_dir, level)
-    if nn:
-        section += _network_text(p, s, summary, nn, figure_dir, level)
-    section += [_table(summary, p, s), ""]
-
-    slides = []
-    if rf:
-        slides += [
-            f"\\begin{{frame}}{{{escape(experiment.title)}: random features}}",
-            f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/rf_double_descent.pdf}}",
-            r"  \begin{itemize}\small",
-            f"    \\item minimum-norm least squares on $N$ random ReLU features, $n=\\{p}NTrain$ digits",
-            f"    \\item label noise \\{p}Noise: test error peaks at $N/n=\\{p}RfPeakRatio$, "
-            f"\\{p}RfPeakOverBest$\\times$ the best below $N=n$",
-            r"  \end{itemize}",
-            r"\end{frame}",
-            "",
-        ]
-    if nn:
-        slides += [
-            f"\\begin{{frame}}{{{escape(experiment.title)}: two-layer networks}}",
-            f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/nn_double_descent.pdf}}",
-            r"  \begin{itemize}\small",
-            f"    \\item widths \\{p}NnMinWidth--\\{p}NnMaxWidth, \\{p}NnEpochs{{}} epochs, squared loss",
-            f"    \\item label noise \\{p}Noise: test error peaks at $p/(nK)=\\{p}NnPeakRatio$, "
-            f"\\{p}NnPeakOverBest$\\times$ the best below $p=nK$",
-            r"  \end{itemize}",
-            r"\end{frame}",
-            "",
-        ]
-    return ReportPiece(macros=macros, section="\n".join(section), slides="\n".join(slides))
+    for method in ("random_features", "network"):
+        name = "random features" if method == "random_features" else net_name
+        for b in sorted(summary[method].values(), key=lambda b: b["label_noise"]):
+            peak = (fmt(b["mean_curve_peak_location"]) if b["mean_curve_has_peak"]
+                    else "none" if b["mean_curve_has_peak"] is False else "--")
+            rows.append([name, fmt(b["label_noise"]), peak, fmt(b["mean_curve_peak_over_best_below"]),
+                         fmt(b["mean_curve_largest_over_best_below"]), fmt(b["best_test_error"]),
+                         fmt(b["best_test_error_ratio"])])
+    return {"rf": rf, "rf_low": rf_low, "nn": nn, "nn_low": nn_low, "ridges": ridges, "ridge_lower": ridge_lower,
+            "net_name": net_name, "rows": rows}
