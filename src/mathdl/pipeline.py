@@ -23,6 +23,7 @@ from mathdl.config import (
     TaskConfig,
     _build_experiment,
 )
+from mathdl.integrity import write_manifest
 from mathdl.report import macro_prefixes, macros_tex, metadata_tex, results_tex, slug
 from mathdl.studies import get_study
 from mathdl.tables import Tables
@@ -56,6 +57,9 @@ def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_ru
 
     from threadpoolctl import threadpool_limits
 
+    from mathdl.orphans import exit_with_ancestor
+
+    exit_with_ancestor("snakemake")  # no orphan trains on after a hard kill of Snakemake
     torch.set_num_threads(threads)
     group = GroupSpec.from_dict(spec)
     compute = get_study(group.study).compute or engine.train
@@ -124,6 +128,7 @@ def make_figures(name: str, params: Mapping, plot: Mapping, metrics: str, runs: 
     tmp = outdir.with_name(outdir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     names = get_study(experiment.study).figures(tables, io.read_json(summary), experiment, PlotConfig(**plot), tmp)
+    write_manifest(tmp)
     shutil.rmtree(outdir, ignore_errors=True)
     tmp.rename(outdir)
     return names
@@ -188,6 +193,7 @@ def write_report_pieces(project: Mapping, report_cfg: Mapping, experiments: Mapp
     for fname, text in files.items():
         (tmp / fname).parent.mkdir(parents=True, exist_ok=True)
         (tmp / fname).write_text(text)
+    write_manifest(tmp)
     shutil.rmtree(outdir, ignore_errors=True)
     tmp.rename(outdir)
 

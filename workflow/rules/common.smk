@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from mathdl import resources
+from mathdl.studies import source_hash
 
 EXPERIMENTS = {e.name: e for e in PLAN.experiments}
 RESOLVED = PLAN.resolved
@@ -34,6 +35,19 @@ def experiment_params(wildcards):
     # x resolved here (the first sweep key by default): canonical() sorts the sweep's keys
     exp["plot"] = {"x": EXPERIMENTS[wildcards.experiment].plot.x}
     return canonical(exp)
+
+
+def study_code(wildcards):
+    """The experiment's study folder, hashed: an edit of its code or words reruns its analysis,
+    figures and report (never its training)."""
+    return STUDY_CODE[EXPERIMENTS[wildcards.experiment].study]
+
+
+def all_study_code(wildcards):
+    return {name: STUDY_CODE[e.study] for name, e in EXPERIMENTS.items()}
+
+
+STUDY_CODE = {e.study: source_hash(e.study) for e in PLAN.experiments}
 
 
 def all_experiment_params(wildcards):
@@ -100,12 +114,19 @@ def ejected_templates(wildcards):
 
 def report_settings():
     """The plan's report section with main and appendix resolved to experiment names."""
-    return canonical({"main": list(PLAN.report.main), "appendix": list(PLAN.report.appendix),
-                      "survey": PLAN.report.survey})
+    return canonical(
+        {
+            "main": list(PLAN.report.main),
+            "appendix": list(PLAN.report.appendix),
+            "survey": PLAN.report.survey,
+        }
+    )
 
 
 def documents():
-    return expand(rules.compile_document.output[0], plan=[PLAN_NAME], doc=["paper", "slides"])
+    return expand(
+        rules.compile_document.output[0], plan=[PLAN_NAME], doc=["paper", "slides"]
+    )
 
 
 def _group(wildcards):
@@ -121,3 +142,23 @@ def train_runtime(wildcards):
 
 
 TRAIN_GPUS = resources.gpus(PLAN.device, PLAN.gpus_for_auto)
+
+
+def all_results():
+    """Every file the plan makes, up to the documents: the target asks for all of them, so a
+    result that is missing (or removed as damaged, see mathdl.integrity) is rebuilt."""
+    paths = []
+    for exp in PLAN.experiments:
+        for data_id in exp.tasks():
+            paths.append(
+                rules.data.output[0].format(experiment=exp.name, data_id=data_id)
+            )
+        for g in exp.groups:
+            paths += [
+                out.format(experiment=exp.name, group=g.group_id)
+                for out in rules.train.output
+            ]
+        paths += [out.format(experiment=exp.name) for out in rules.evaluate.output]
+        paths.append(rules.figures.output[0].format(experiment=exp.name))
+    paths.append(rules.report_pieces.output[0].format(plan=PLAN_NAME))
+    return paths + documents()

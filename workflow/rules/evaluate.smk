@@ -12,5 +12,6 @@ rule evaluate:
         "../../environment.yml"
     params:
         experiment=experiment_params,
+        code=study_code,
     script:
         "../scripts/evaluate.py"

@@ -11,6 +11,7 @@ rule figures:
         "../../environment.yml"
     params:
         experiment=experiment_params,
+        code=study_code,
         plot=plot_options,
         experiment_plot=experiment_plot_options,
     script:

@@ -13,6 +13,7 @@ rule report_pieces:
         project=canonical(RESOLVED["project"]),
         report=report_settings(),
         experiments=all_experiment_params,
+        code=all_study_code,
     script:
         "../scripts/report_pieces.py"
 

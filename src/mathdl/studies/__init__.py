@@ -66,6 +66,25 @@ def _discover() -> dict[str, Study]:
 STUDIES: dict[str, Study] = _discover()
 
 
+def source_hash(name: str) -> str:
+    """A short hash of a study's folder (code and templates) and the shared templates.
+
+    The workflow passes it to the analysis, figure and report rules, so that changing a study's
+    code or words reruns those (cheap) stages; training is rerun only by a changed config.
+    """
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    folders = [Path(__file__).parent / name, Path(__file__).parent / "_templates"]
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".tex", ".yaml", ".json"):
+                digest.update(path.relative_to(folder.parent).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def get_study(name: str) -> Study:
     try:
         return STUDIES[name]
