@@ -176,7 +176,7 @@ def test_threshold_error_is_zero_on_separable_points():
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("overfitting", of.DEFAULTS, of.analyze, of.figures, of.report, compute=of.compute,
+    study = Study("overfitting", of.DEFAULTS, of.analyze, of.figures, compute=of.compute,
                   params_schema=of.PARAMS_SCHEMA, sweepable=of.SWEEPABLE)
     monkeypatch.setitem(STUDIES, "overfitting", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
@@ -281,6 +281,7 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     import json
 
     from mathdl.report import fmt
+    from mathdl.templating import render_experiment
 
     config = {"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0, 1], "params": TINY}}}
     plan, exp, tables = _run(config)
@@ -338,20 +339,20 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     assert [ax.get_title() for ax in drawn["svm_margins"].axes] == ["separable (hard margin)", "overlapping (C = 1)"]
     assert [len(ax.get_legend().get_texts()) for ax in drawn["feature_map"].axes] == [2, 3]
 
-    piece = of.report(exp, summary, "figures/of", "Of")
-    assert all(re.fullmatch(r"Of[A-Za-z]+", k) for k in piece.macros)
-    used = set(re.findall(r"\\(Of[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros)
-    assert (piece.macros["OfBestDegree"], piece.macros["OfBestDegreeLoo"]) == (r"\num{4}", r"\num{1}")
-    assert piece.macros["OfBestLambdaRidge"] == piece.macros["OfBestLambdaLasso"] == fmt(float(lambdas[3]))
-    assert piece.macros["OfThresholdErrorMin"] == r"\num{0.2}"
+    piece = render_experiment(exp, summary)
+    assert r"is smallest at degree \num{4}" in piece.section
+    assert r"The mean leave-one-out error, which uses the training points only, is smallest at degree \num{1}, not \num{4}." \
+        in piece.section
+    best = fmt(float(lambdas[3]))
+    assert f"The best $\\lambda$ is {best} for ridge" in piece.section and f"and {best} for the LASSO" in piece.section
+    assert r"(at least \num{0.2} in every seed: no threshold separates them)" in piece.section
     for name in names:
-        assert f"figures/of/{name}.pdf" in piece.section
+        assert f"figures/of/{name}.pdf" in piece.section + piece.slides
     bib = (root / "report" / "references.bib").read_text()
     for keys in re.findall(r"\\cite[tp](?:\[[^\]]*\])?\{([^}]*)\}", piece.section):
         for key in keys.split(","):
             assert f"{{{key.strip()},\n" in bib, key
-    assert "\\cite" not in piece.slides and 1 <= piece.slides.count("\\begin{frame}") <= 2
+    assert "\\cite" not in piece.slides and piece.slides.count("\\begin{frame}") == 2
 
 
 def test_a_sweep_or_a_degree_past_interpolation_is_refused(registered):
@@ -365,3 +366,121 @@ def test_a_sweep_or_a_degree_past_interpolation_is_refused(registered):
     config["experiments"]["of"] = {"study": "overfitting", "params": {"poly_pionts": 8}}
     with pytest.raises(cfg.ConfigError, match="did you mean 'poly_points'"):
         cfg.load_plan(config)
+
+
+# ----------------------------------------------------------------------------- the words (templates)
+
+# The paper's text width (a4, 2.4 cm margins) and the beamer 16:9 frame's, in inches: a figure's
+# fonts print at (their size) x (shown width / drawn width).
+PAPER_TEXT_WIDTH_IN = (210 - 2 * 24) / 25.4
+SLIDE_TEXT_WIDTH_IN = 140 / 25.4
+MIN_PRINTED_PT = 7
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    """The TINY configuration over seeds 0 and 1: plan, experiment, tables and the summary (as JSON)."""
+    import json
+
+    plan, exp, tables = _run({"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0, 1],
+                                                                     "params": TINY}}})
+    return plan, exp, tables, json.loads(json.dumps(of.analyze(tables, exp), allow_nan=False))
+
+
+def _words(exp, summary) -> tuple[str, str]:
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    return piece.section, piece.slides
+
+
+def _edited(summary, **changes):
+    import json
+
+    out = json.loads(json.dumps(summary))
+    out.update(changes)
+    return out
+
+
+def test_words_of_a_tiny_run(tiny_run):
+    _, exp, _, summary = tiny_run
+    section, slides = _words(exp, summary)
+    for text in (section, slides):
+        assert "(s)" not in text and "left out of the means" not in text and "\\VAR" not in text
+    assert section.lstrip().startswith(r"\subsection{of}")
+    # the U: degree 4 of 0..7, the test error rising again to degree 7 (which interpolates the 8 points)
+    assert (summary["best_degree"], summary["max_degree"], summary["interpolates"]) == (4, 7, True)
+    assert summary["test_mse_at_max_degree"]["mean"] > summary["best_degree_test_mse"]["mean"]
+    assert "inside the grid" in section and "rises again to" in section and ", a U." in section
+    assert r"At degree \num{7} the polynomial interpolates the \num{8}~points" in section
+    # ridge keeps its 10 coefficients at lambda = 100, the LASSO drops all of them
+    assert (summary["ridge_nonzero_at_lambda_max"], summary["lasso_nonzero_at_lambda_max"]) == (10, 0)
+    assert "all \\num{10} coefficients non-zero even at the largest $\\lambda$" in section
+    assert "the LASSO has \\num{10} at the smallest $\\lambda$ and \\num{0} at the largest" in section
+    assert "end of the grid" not in section  # both best lambdas are the 4th of 9
+    assert "separates the training points in every seed" in section
+    assert "a line separates them in every seed" in section
+    assert "For each of \\num{2}~seeds" in section and "\\num{16}~points" in section
+    frames = slides.split(r"\begin{frame}")[1:]
+    assert [len(re.findall(r"\\includegraphics", f)) for f in frames] == [1, 1]
+    assert "figures/of/slide_errors.pdf" in slides and "figures/of/slide_margins.pdf" in slides
+    assert "(no threshold separates)" in slides and "(a line separates)" in slides
+
+
+def test_words_for_other_outcomes(tiny_run):
+    _, exp, _, summary = tiny_run
+    lambdas = summary["lambdas"]
+    # the minimum at an end of the degree grid: no U
+    section, slides = _words(exp, _edited(summary, best_degree=0))
+    assert "the constant fit" in section and ", a U." not in section and "(the constant)" in slides
+    section, slides = _words(exp, _edited(summary, best_degree=7))
+    assert "the largest degree of the grid" in section and ", a U." not in section
+    assert "(the largest degree: no U)" in slides
+    section, _ = _words(exp, _edited(summary, interpolates=False))
+    assert "the polynomial interpolates" not in section and r"At degree \num{7} the training error" in section
+    # leave-one-out agreeing, or undefined
+    section, _ = _words(exp, _edited(summary, best_degree_loo=4))
+    assert "is smallest at the same degree" in section and "not \\num{4}" not in section
+    section, _ = _words(exp, _edited(summary, best_degree_loo=None))
+    assert "Leave-one-out cross-validation is undefined" in section
+    # a best lambda at the end of its grid
+    section, _ = _words(exp, _edited(summary, best_lambda_ridge=lambdas[0]))
+    assert "ridge's lies at an end of the grid" in section
+    section, _ = _words(exp, _edited(summary, best_lambda_ridge=lambdas[-1], best_lambda_lasso=lambdas[-1]))
+    assert "both lie at an end of the grid" in section
+    section, _ = _words(exp, _edited(summary, ridge_nonzero_at_lambda_max=7.5))
+    assert "sets none to zero" not in section and "\\num{7.5} non-zero coefficients on average" in section
+    # classifiers that do not separate
+    section, slides = _words(exp, _edited(summary, featuremap_threshold_error_min=0.0, featuremap_separable_after_map=False,
+                                          svm_featuremap_train_error_max=0.1, svm_separable_train_error_max=0.05))
+    assert "no threshold separates" not in section + slides and "(none in some seed" in section
+    assert "a line separates" not in section + slides
+    assert "the hard-margin classifier leaves a training error of up to \\num{0.1}" in section
+    assert "separates the training points in every seed" not in section
+
+
+def test_figures_print_readably(tiny_run, tmp_path, monkeypatch):
+    from mathdl import plots
+
+    plan, exp, tables, summary = tiny_run
+    drawn, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        drawn[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    assert of.figures(tables, summary, exp, plan.plot, tmp_path) == list(of.FIGURES) == list(drawn)
+    section, _ = _words(exp, summary)
+    widths = {name: w for w, name in re.findall(r"includegraphics\[width=([0-9.]*)\\linewidth\]\{figures/of/(\w+)\.pdf\}",
+                                                section)}
+    shown = {name: float(widths[name] or 1) * PAPER_TEXT_WIDTH_IN for name in of.FIGURES if name in widths}
+    assert set(shown) == {n for n in of.FIGURES if not n.startswith("slide_")}
+    shown.update({"slide_errors": SLIDE_TEXT_WIDTH_IN, "slide_margins": SLIDE_TEXT_WIDTH_IN})
+    for name, width in shown.items():
+        fig = drawn[name]
+        scale = min(1.0, width / fig.get_size_inches()[0])
+        fig.canvas.draw()
+        sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
+                 if t.get_visible() and t.get_text()]
+        assert min(sizes) * scale >= MIN_PRINTED_PT, (name, min(sizes) * scale)

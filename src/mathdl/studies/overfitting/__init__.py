@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 from numpy.polynomial import legendre
 
-from mathdl.report import ReportPiece, escape, figure_tex, fmt, slug
 from mathdl.tables import CI_LEVEL, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -118,7 +117,11 @@ PARAMS_SCHEMA: dict[str, Any] = {
 }
 
 SWEEPABLE: tuple[str, ...] = ()  # one configuration, computed in one group
-FIGURES = ("u_curve", "poly_fits", "regularization_paths", "regularization_error", "svm_margins", "feature_map")
+FIGURES = ("u_curve", "poly_fits", "regularization_paths", "regularization_error", "svm_margins", "feature_map",
+           "slide_errors", "slide_margins")
+LEGEND_PT = 8  # legend and annotation font size (pt)
+WIDE = 1.25  # width of the two-panel figures, in figure widths: shown at the text width, about their size
+SLIDE_FIGSIZE = (6.0, 2.6)  # inches: the slide figures across a 16:9 frame at scale ~1
 SVM_SETS = ("separable", "overlapping", "featuremap")
 _STREAMS = {"poly": 0, "paths": 1, "svm": 2}  # one random stream per part: a part's params never move another's data
 
@@ -496,6 +499,10 @@ def analyze(tables, experiment) -> dict:
         summary[f"{method}_test_mse_at_best"] = mean_ci_dict(test.loc[i])
         summary[f"{method}_nonzero_at_best"] = mean_ci_dict(_curve(m, f"{method}_nonzero", "path").loc[i])
     summary["least_squares_test_mse"] = mean_ci_dict(_curve(m, "least_squares_mse", "test").loc[0])
+    for method in ("ridge", "lasso"):  # mean non-zero coefficients at the ends of the grid
+        nonzero = _curve(m, f"{method}_nonzero", "path")
+        summary[f"{method}_nonzero_at_lambda_min"] = float(nonzero.iloc[0].mean())
+        summary[f"{method}_nonzero_at_lambda_max"] = float(nonzero.iloc[-1].mean())
     summary["true_nonzero"] = int(np.count_nonzero(_curve(m, "beta", "truth").iloc[:, 0]))
     summary["paths_features"] = p["paths_features"]
     summary["paths_train"] = p["paths_train"]
@@ -540,24 +547,8 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     names = []
 
     # U curve: train, leave-one-out and test error against the degree.
-    poly = m[m["metric"] == "poly_mse"].rename(columns={"epoch": "degree", "value": "mean squared error"})
-    poly["split"] = poly["split"].replace({"loo": "leave-one-out"})
     fig, (ax,) = plots.new_figure(plot)
-    sns.lineplot(data=poly.dropna(), x="degree", y="mean squared error", hue="split",
-                 hue_order=["train", "leave-one-out", "test"], marker="o", errorbar=errorbar, ax=ax)
-    ax.set_yscale("log")
-    noise = summary["noise_variance"]
-    ax.axhline(noise, color="gray", ls=":", lw=1, label=r"noise $\sigma^2$")
-    ax.axvline(summary["best_degree"], color="gray", ls="--", lw=1)
-    # The interpolating fit's training error (about 1e-28) would flatten the rest of the curve.
-    if noise > 0:
-        floor = 10 ** math.floor(math.log10(noise / 1000))
-        ax.set_ylim(bottom=floor)
-        if summary["interpolates"]:
-            ax.annotate("train error 0", xy=(summary["max_degree"], floor), xytext=(-4, 12),
-                        textcoords="offset points", ha="right", fontsize="small",
-                        arrowprops={"arrowstyle": "->", "lw": 0.8})
-    ax.legend(fontsize="small")
+    _draw_u_curve(ax, m, summary, errorbar)
     names.append(plots.save(fig, outdir, "u_curve", plot))
 
     # Fitted polynomials of a few degrees over the points of the first seed.
@@ -581,7 +572,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     lambdas = np.array(summary["lambdas"])
     beta_star = _series(m, first, "truth", "beta")
     fig, axes = plots.new_figure(plot, ncols=2)
-    fig.set_size_inches(1.5 * plot.width, plot.height)  # two panels across the text width
+    fig.set_size_inches(WIDE * plot.width, plot.height)  # two panels across the text width
     for ax, method in zip(axes, ("ridge", "lasso")):
         for j, b in enumerate(beta_star):
             coef = _series(m, first, "path", f"{method}_coef_{j:02d}")
@@ -595,21 +586,13 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     names.append(plots.save(fig, outdir, "regularization_paths", plot))
 
     # Mean test error of ridge and the LASSO against lambda.
-    errs = m[m["metric"].isin(["ridge_mse", "lasso_mse"]) & (m["split"] == "test")].copy()
-    errs["lambda"] = lambdas[errs["epoch"].to_numpy()]
-    errs["method"] = errs["metric"].str.removesuffix("_mse").replace({"lasso": "LASSO"})
     fig, (ax,) = plots.new_figure(plot)
-    sns.lineplot(data=errs, x="lambda", y="value", hue="method", errorbar=errorbar, ax=ax)
-    ax.axhline(summary["least_squares_test_mse"]["mean"], color="gray", ls=":", lw=1, label="least squares")
-    ax.set_xscale("log")
-    ax.set_xlabel(r"$\lambda$")
-    ax.set_ylabel("test mean squared error")
-    ax.legend(fontsize="small")
+    _draw_regularization_error(ax, m, summary, errorbar)
     names.append(plots.save(fig, outdir, "regularization_error", plot))
 
     # SVM decision boundaries and margins.
     fig, axes = plots.new_figure(plot, ncols=2)
-    fig.set_size_inches(1.5 * plot.width, 1.1 * plot.height)
+    fig.set_size_inches(WIDE * plot.width, 1.1 * plot.height)
     for ax, name in zip(axes, ("separable", "overlapping")):
         _draw_svm(ax, m, first, name, colors)
         c = "hard margin" if name == "separable" else f"C = {summary['svm_c']:g}"
@@ -618,7 +601,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
 
     # The one-dimensional red/blue points before and after x -> (x, x^2).
     fig, axes = plots.new_figure(plot, ncols=2)
-    fig.set_size_inches(1.5 * plot.width, plot.height)
+    fig.set_size_inches(WIDE * plot.width, plot.height)
     x1 = _series(m, first, "data", "svm_featuremap_x1")
     lab = _series(m, first, "data", "svm_featuremap_y")
     red, blue = "tab:red", "tab:blue"
@@ -626,17 +609,70 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     axes[0].scatter(x1[lab < 0], np.zeros((lab < 0).sum()), color=blue, s=18, label="blue")
     axes[0].set_yticks([])
     axes[0].set_xlabel("x")
-    axes[0].set_title("no threshold separates")
-    axes[0].legend(fontsize="small")
+    axes[0].set_title("on the line")  # whether a threshold separates them is the text's, from the numbers
+    axes[0].legend(fontsize=LEGEND_PT)
     _draw_svm(axes[1], m, first, "featuremap", [red, blue], labels=("red", "blue"))
     axes[1].set_xlabel("x")
     axes[1].set_ylabel(r"$x^2$")
     axes[1].set_title(r"after $x \mapsto (x, x^2)$")
     names.append(plots.save(fig, outdir, "feature_map", plot))
+
+    # For the slides, at the size a 16:9 frame shows them: the two error curves; the three classifiers.
+    fig, axes = plots.new_figure(plot, ncols=2)
+    fig.set_size_inches(*SLIDE_FIGSIZE)
+    _draw_u_curve(axes[0], m, summary, errorbar)
+    _draw_regularization_error(axes[1], m, summary, errorbar)
+    names.append(plots.save(fig, outdir, "slide_errors", plot))
+    fig, axes = plots.new_figure(plot, ncols=3)
+    fig.set_size_inches(*SLIDE_FIGSIZE)
+    for ax, (name, title) in zip(axes, (("separable", "hard margin"), ("overlapping", f"$C = {summary['svm_c']:g}$"),
+                                        ("featuremap", "after $x\\mapsto(x,x^2)$"))):
+        _draw_svm(ax, m, first, name, [red, blue] if name == "featuremap" else colors, legend=False)
+        ax.set_title(title, fontsize=LEGEND_PT + 1)
+    names.append(plots.save(fig, outdir, "slide_margins", plot))
     return names
 
 
-def _draw_svm(ax, m, run_id, name, colors, labels=("+1", "-1")) -> None:
+def _draw_u_curve(ax, m: pd.DataFrame, summary, errorbar) -> None:
+    """Train, leave-one-out and test error against the degree (log scale), the noise level and the best degree."""
+    import seaborn as sns
+
+    poly = m[m["metric"] == "poly_mse"].rename(columns={"epoch": "degree", "value": "mean squared error"})
+    poly["split"] = poly["split"].replace({"loo": "leave-one-out"})
+    sns.lineplot(data=poly.dropna(), x="degree", y="mean squared error", hue="split",
+                 hue_order=["train", "leave-one-out", "test"], marker="o", errorbar=errorbar, ax=ax)
+    ax.set_yscale("log")
+    noise = summary["noise_variance"]
+    ax.axhline(noise, color="gray", ls=":", lw=1, label=r"noise $\sigma^2$")
+    ax.axvline(summary["best_degree"], color="gray", ls="--", lw=1)
+    # The interpolating fit's training error (about 1e-28) would flatten the rest of the curve.
+    if noise > 0:
+        floor = 10 ** math.floor(math.log10(noise / 1000))
+        ax.set_ylim(bottom=floor)
+        if summary["interpolates"]:
+            ax.annotate("train error 0", xy=(summary["max_degree"], floor), xytext=(-4, 12),
+                        textcoords="offset points", ha="right", fontsize=LEGEND_PT,
+                        arrowprops={"arrowstyle": "->", "lw": 0.8})
+    ax.legend(fontsize=LEGEND_PT)
+
+
+def _draw_regularization_error(ax, m: pd.DataFrame, summary, errorbar) -> None:
+    """Mean test error of ridge and the LASSO against lambda, with least squares for reference."""
+    import seaborn as sns
+
+    lambdas = np.array(summary["lambdas"])
+    errs = m[m["metric"].isin(["ridge_mse", "lasso_mse"]) & (m["split"] == "test")].copy()
+    errs["lambda"] = lambdas[errs["epoch"].to_numpy()]
+    errs["method"] = errs["metric"].str.removesuffix("_mse").replace({"lasso": "LASSO"})
+    sns.lineplot(data=errs, x="lambda", y="value", hue="method", errorbar=errorbar, ax=ax)
+    ax.axhline(summary["least_squares_test_mse"]["mean"], color="gray", ls=":", lw=1, label="least squares")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$\lambda$")
+    ax.set_ylabel("test mean squared error")
+    ax.legend(fontsize=LEGEND_PT)
+
+
+def _draw_svm(ax, m, run_id, name, colors, labels=("+1", "-1"), legend: bool = True) -> None:
     """Points by class, support vectors ringed, the line w.x + b = 0 and the margins w.x + b = +-1."""
     x1, x2 = _series(m, run_id, "data", f"svm_{name}_x1"), _series(m, run_id, "data", f"svm_{name}_x2")
     y, alpha = _series(m, run_id, "data", f"svm_{name}_y"), _series(m, run_id, "data", f"svm_{name}_alpha")
@@ -651,187 +687,5 @@ def _draw_svm(ax, m, run_id, name, colors, labels=("+1", "-1")) -> None:
                linestyles=["--", "-", "--"], linewidths=[0.8, 1.2, 0.8])
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
-    ax.legend(fontsize="x-small", loc="best")
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection (theory, setup, figures, numbers as macros) and two slides."""
-    s = slug(experiment.name)
-    P = prefix
-    p = experiment.params
-    level = round(100 * summary["confidence"])
-
-    def mean(key):
-        return summary[key]["mean"]
-
-    macros = {
-        f"{P}NumSeeds": fmt(summary["n_seeds"]),
-        f"{P}NumPoints": fmt(summary["poly_points"]),
-        f"{P}NoiseSd": fmt(p["poly_noise"]),
-        f"{P}NoiseVariance": fmt(summary["noise_variance"]),
-        f"{P}BestDegree": fmt(summary["best_degree"]),
-        f"{P}BestDegreeLoo": fmt(summary["best_degree_loo"]),
-        f"{P}BestDegreeTestMSE": fmt(mean("best_degree_test_mse")),
-        f"{P}BestDegreeTestLow": fmt(summary["best_degree_test_mse"]["ci_low"]),
-        f"{P}BestDegreeTestHigh": fmt(summary["best_degree_test_mse"]["ci_high"]),
-        f"{P}MaxDegree": fmt(summary["max_degree"]),
-        f"{P}TrainMSEAtMaxDegree": fmt(mean("train_mse_at_max_degree")),
-        f"{P}TestMSEAtMaxDegree": fmt(mean("test_mse_at_max_degree")),
-        f"{P}PathsTrain": fmt(summary["paths_train"]),
-        f"{P}PathsFeatures": fmt(summary["paths_features"]),
-        f"{P}TrueNonzero": fmt(summary["true_nonzero"]),
-        f"{P}PathsNoiseSd": fmt(p["paths_noise"]),
-        f"{P}NumLambdas": fmt(len(summary["lambdas"])),
-        f"{P}LambdaMin": fmt(summary["lambdas"][0]),
-        f"{P}LambdaMax": fmt(summary["lambdas"][-1]),
-        f"{P}BestLambdaRidge": fmt(summary["best_lambda_ridge"]),
-        f"{P}BestLambdaLasso": fmt(summary["best_lambda_lasso"]),
-        f"{P}RidgeTestMSE": fmt(mean("ridge_test_mse_at_best")),
-        f"{P}LassoTestMSE": fmt(mean("lasso_test_mse_at_best")),
-        f"{P}LeastSquaresTestMSE": fmt(mean("least_squares_test_mse")),
-        f"{P}LassoNonzero": fmt(mean("lasso_nonzero_at_best")),
-        f"{P}SvmPoints": fmt(summary["svm_points"]),
-        f"{P}SvmC": fmt(summary["svm_c"]),
-        f"{P}SepMargin": fmt(mean("svm_separable_margin")),
-        f"{P}SepSupport": fmt(mean("svm_separable_support_vectors")),
-        f"{P}SepTrainError": fmt(summary["svm_separable_train_error_max"]),
-        f"{P}OverMargin": fmt(mean("svm_overlapping_margin")),
-        f"{P}OverSupport": fmt(mean("svm_overlapping_support_vectors")),
-        f"{P}OverTrainError": fmt(mean("svm_overlapping_train_error")),
-        f"{P}ThresholdError": fmt(mean("featuremap_threshold_error")),
-        f"{P}ThresholdErrorMin": fmt(summary["featuremap_threshold_error_min"]),
-        f"{P}MappedTrainError": fmt(summary["svm_featuremap_train_error_max"]),
-        f"{P}MappedMargin": fmt(mean("svm_featuremap_margin")),
-    }
-    m = {k[len(P):]: f"\\{k}{{}}" for k in macros}  # m["BestDegree"] -> \PrefixBestDegree{}
-    loo_sentence = (
-        f"Leave-one-out cross-validation, which uses the training points only, picks degree {m['BestDegreeLoo']}"
-        f" on average over seeds."
-        if summary["best_degree_loo"] is not None else ""
-    )
-
-    def figure(name, caption, label, width="0.8"):
-        return figure_tex(figure_dir, name, caption, f"fig:{s}-{label}", width=f"{width}\\linewidth")
-
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"\paragraph{Theory.}",
-        r"A least squares polynomial of degree $D$ has $D+1$ coefficients; through $n$ points with"
-        r" distinct abscissae the Vandermonde system is invertible for $D = n-1$, so the fit"
-        r" interpolates and its training error is zero: with enough parameters one fits the"
-        r" elephant \citep{dyson2004meeting}. The expected test error at a point splits into noise,"
-        r" squared bias and variance, $\EE(y-\hat f(x))^2 = \sigma^2 + (\EE \hat f(x) - f(x))^2"
-        r" + \Var \hat f(x)$; the bias falls and the variance grows with $D$, hence a U-shaped"
-        r" test error \citep[Sec.~7.3]{hastie2009elements}. For a linear smoother $\hat y = Hy$ the"
-        r" leave-one-out residuals are $e_i/(1-h_{ii})$ \citep[Sec.~7.10]{hastie2009elements}."
-        r" Ridge regression \citep{hoerl1970ridge} minimises"
-        r" $\frac{1}{2n}\norm{y-Xb}^2+\frac{\lambda}{2}\norm{b}^2$, whose solution"
-        r" $\hat b_\lambda = (X^\top X + n\lambda I)^{-1}X^\top y$ shrinks the least squares"
-        r" coefficient along the $k$-th singular direction of $X$ by $s_k^2/(s_k^2+n\lambda)$ and"
-        r" is the least squares solution at $\lambda=0$. The LASSO \citep{tibshirani1996regression}"
-        r" minimises $\frac{1}{2n}\norm{y-Xb}^2+\lambda\norm{b}_1$; $\hat b$ is optimal if and only"
-        r" if $g = X^\top(y-X\hat b)/n$ satisfies $g_j = \lambda\,\mathrm{sign}(\hat b_j)$ where"
-        r" $\hat b_j\neq 0$ and $\abs{g_j}\le\lambda$ elsewhere, so that $\hat b = 0$ for"
-        r" $\lambda \ge \norm{X^\top y}_\infty/n$ and coefficients enter one by one as $\lambda$"
-        r" decreases; we solve it by cyclic coordinate descent with soft thresholding and warm"
-        r" starts \citep{friedman2010regularization}. The soft-margin support vector classifier"
-        r" \citep{cortes1995support} minimises $\frac12\norm{w}^2 + C\sum_i \max(0, 1 - y_i(\ip{w}{x_i}+b))$;"
-        r" on separable data and $C\to\infty$ it maximises the margin $1/\norm{w}$, and only the"
-        r" support vectors (positive dual variables) determine $w$"
-        r" \citep[Ch.~15]{shalev2014understanding}. A feature map $\phi$ turns a linear classifier"
-        r" in $\phi(x)$ into a non-linear one in $x$ \citep[Ch.~16]{shalev2014understanding}.",
-        "",
-        r"\paragraph{Setup.}",
-        f"For each of {m['NumSeeds']} seeds we draw new noise ($\\sigma = {m['NoiseSd']}$) on"
-        f" {m['NumPoints']} equispaced points of $[-1,1]$ with $f(x) = \\sin 2x + \\tfrac12\\cos 5x$,"
-        f" fit least squares polynomials of degree $0$ to {m['MaxDegree']} in the Legendre basis,"
-        f" and measure the error on fresh noisy test points. For the paths, $y = X\\beta^\\star +"
-        f" \\varepsilon$ with {m['PathsTrain']} Gaussian training points, {m['PathsFeatures']} features,"
-        f" {m['TrueNonzero']} non-zero coefficients and noise $\\sigma = {m['PathsNoiseSd']}$, along"
-        f" {m['NumLambdas']} values of $\\lambda$ from {m['LambdaMin']} to {m['LambdaMax']}."
-        f" The support vector machines are fitted to {m['SvmPoints']} points in the plane, by"
-        f" their dual quadratic program. The best degree and $\\lambda$ below minimise the mean"
-        f" error on a large fresh test sample: they locate the minimum of the risk curve, not a"
-        f" model selected on the test set.",
-        "",
-        r"\paragraph{Results.}",
-        f"The mean test error (Figure~\\ref{{fig:{s}-u}}) is smallest at degree {m['BestDegree']}"
-        f" ({m['BestDegreeTestMSE']}, {level}\\% CI [{m['BestDegreeTestLow']}, {m['BestDegreeTestHigh']}],"
-        f" against the noise floor $\\sigma^2 = {m['NoiseVariance']}$). At degree {m['MaxDegree']}"
-        f" the training error is {m['TrainMSEAtMaxDegree']} and the test error {m['TestMSEAtMaxDegree']}"
-        f" (Figure~\\ref{{fig:{s}-fits}}). {loo_sentence}"
-        f" Along the paths (Figures~\\ref{{fig:{s}-paths}} and~\\ref{{fig:{s}-error}}) ridge shrinks all coefficients together"
-        f" while the LASSO sets them to zero one by one; the best $\\lambda$ is {m['BestLambdaRidge']}"
-        f" for ridge (test error {m['RidgeTestMSE']}) and {m['BestLambdaLasso']} for the LASSO"
-        f" (test error {m['LassoTestMSE']}, with {m['LassoNonzero']} non-zero coefficients on"
-        f" average, {m['TrueNonzero']} in truth), against {m['LeastSquaresTestMSE']} for least squares."
-        f" On the separable set the hard-margin classifier has margin {m['SepMargin']} with"
-        f" {m['SepSupport']} support vectors on average and training error {m['SepTrainError']};"
-        f" on the overlapping set ($C = {m['SvmC']}$) the margin is {m['OverMargin']}, the"
-        f" training error {m['OverTrainError']} and {m['OverSupport']} points are support vectors"
-        f" (Figure~\\ref{{fig:{s}-svm}}). On the one-dimensional red/blue points the best threshold"
-        f" misclassifies a share {m['ThresholdError']} of the points on average (at least"
-        f" {m['ThresholdErrorMin']} for every seed); after $x\\mapsto(x,x^2)$ a line separates them with"
-        f" training error {m['MappedTrainError']} and margin {m['MappedMargin']}"
-        f" (Figure~\\ref{{fig:{s}-map}}).",
-        "",
-        figure("u_curve", f"Train, leave-one-out and test mean squared error of least squares"
-               f" polynomials against their degree: mean over {m['NumSeeds']} noise draws with a"
-               f" {level}\\% band; dotted: the noise variance, dashed: the best degree.", "u"),
-        "",
-        figure("poly_fits", "The noisy points of one seed, the function $f$ (dashed) and the"
-               " least squares polynomials of a low, the best and the interpolating degree.", "fits"),
-        "",
-        figure("regularization_paths", "Coefficients of ridge and the LASSO against $\\lambda$ for"
-               " one seed (coloured: the non-zero coefficients of $\\beta^\\star$, grey: the others;"
-               " dashed: the best $\\lambda$).", "paths", "0.95"),
-        "",
-        figure("regularization_error", f"Test mean squared error of ridge and the LASSO against"
-               f" $\\lambda$: mean over {m['NumSeeds']} seeds with a {level}\\% band; dotted: least squares.",
-               "error", "0.7"),
-        "",
-        figure("svm_margins", "Linear support vector classifiers on a separable set (hard margin) and"
-               " an overlapping one (soft margin): the line $\\ip{w}{x}+b=0$, the margins"
-               " $\\ip{w}{x}+b=\\pm1$ and the support vectors (ringed).", "svm", "0.9"),
-        "",
-        figure("feature_map", "The lecture's red/blue points: no threshold on the line separates"
-               " them (left); after the map $x\\mapsto(x,x^2)$ the hard-margin classifier does (right).",
-               "map", "0.9"),
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}: the U curve and regularization}}",
-        f"  \\includegraphics[width=0.49\\linewidth]{{{figure_dir}/u_curve.pdf}}\\hfill",
-        f"  \\includegraphics[width=0.49\\linewidth]{{{figure_dir}/regularization_error.pdf}}",
-        r"  \small",
-        r"  \begin{itemize}",
-        f"    \\item {m['NumPoints']} noisy points, {m['NumSeeds']} seeds: best degree {m['BestDegree']}"
-        f" (test {m['BestDegreeTestMSE']}, $\\sigma^2 = {m['NoiseVariance']}$); degree {m['MaxDegree']}"
-        f"{' interpolates' if summary['interpolates'] else ''}: train {m['TrainMSEAtMaxDegree']},"
-        f" test {m['TestMSEAtMaxDegree']}",
-        f"    \\item ridge: best $\\lambda = {m['BestLambdaRidge']}$, test {m['RidgeTestMSE']};"
-        f" LASSO: $\\lambda = {m['BestLambdaLasso']}$, test {m['LassoTestMSE']}, {m['LassoNonzero']} non-zero;"
-        f" least squares {m['LeastSquaresTestMSE']}",
-        r"  \end{itemize}",
-        r"\end{frame}",
-        "",
-        f"\\begin{{frame}}{{{escape(experiment.title)}: margins and a feature map}}",
-        f"  \\includegraphics[width=0.49\\linewidth]{{{figure_dir}/svm_margins.pdf}}\\hfill",
-        f"  \\includegraphics[width=0.49\\linewidth]{{{figure_dir}/feature_map.pdf}}",
-        r"  \small",
-        r"  \begin{itemize}",
-        f"    \\item separable: margin {m['SepMargin']}, {m['SepSupport']} support vectors; overlapping"
-        f" ($C={m['SvmC']}$): training error {m['OverTrainError']}, {m['OverSupport']} support vectors",
-        f"    \\item red/blue on a line: best threshold error {m['ThresholdError']}; after"
-        f" $x\\mapsto(x,x^2)$: training error {m['MappedTrainError']}",
-        r"  \end{itemize}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
+    if legend:
+        ax.legend(fontsize=LEGEND_PT, loc="best")
