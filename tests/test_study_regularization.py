@@ -13,6 +13,7 @@ import pytest
 
 import mathdl.config as cfg
 from mathdl.studies import regularization as reg
+from mathdl.templating import render_experiment
 
 # 50 designs per seed (the default): enough for the Monte Carlo checks of the end-to-end test, and cheap.
 TINY = {"ridge_dim": 8, "ridge_n_over_d": [0.5, 1, 2], "ridge_lambda_ratios": [0, 1, 4], "ridge_draws": 50,
@@ -263,13 +264,24 @@ def test_compute_analyze_figures_report(tiny, tmp_path, root, drawn):
     np.testing.assert_allclose(drawn_curves, [curves[c].mean() for c in reg.CURVES], rtol=1e-6)
     assert [ax.get_ylabel() for ax in drawn["nn_gap_heatmaps"].axes[:2]] == ["weight decay", "dropout rate"]
 
-    piece = reg.report(exp, summary, "figures/reg", "Reg")
-    assert all(re.fullmatch(r"Reg[A-Za-z]+", k) for k in piece.macros)
-    used = set(re.findall(r"\\(Reg[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros)
+    piece = render_experiment(exp, summary)
     for name in names:
         assert f"figures/reg/{name}.pdf" in piece.section
-    assert "validation-selected" in piece.section and "final epoch" in piece.section
+    text, slides = _words(piece.section), _words(piece.slides)
+    # The words of the real tiny run, chosen from its numbers (asserted above: the Monte Carlo check
+    # is least at lambda* and monotone there; the ridgeless peak is at n = d = 8).
+    assert "peaks at $n=8=d$" in text and "there its expectation is infinite" in text
+    assert "the Monte Carlo estimate at $\\lambda^*$, the check, never increases with $n$ either" in text
+    assert "least on average over $n$ at 1$ \\lambda^*$ for the mean over seeds, $\\lambda^*$ itself" in text
+    assert "and at $\\lambda^*$ for 2 of the 2 seeds separately" in text
+    assert "Monte Carlo risk at $\\lambda^*$ never increases with $n$" in slides
+    assert "No run diverged." in text and "(12 networks in all)" in text and "(s)" not in text
+    assert ("double descent in width" in text) == bool(summary["nn_bump_found"])
+    assert ("shows no bump on this width grid" in text) == (not summary["nn_bump_found"])
+    against = {1: "lower than without regularization", -1: "higher than without regularization",
+               0: "not clearly different from that without regularization"}
+    assert f"{against[summary['nn_peak_reduction_weight_decay_vs_one']]}: the per-seed ratio" in text
+    assert "epoch of least validation loss" in text and "least final validation error" in text
     bib = (root / "report" / "references.bib").read_text()
     for keys in re.findall(r"\\cite[tp](?:\[[^\]]*\])?\{([^}]*)\}", piece.section):
         for key in keys.split(","):
@@ -323,8 +335,112 @@ def test_a_single_part_and_diverged_networks(tiny):
     m.loc[m["split"] != "model", "value"] = np.nan
     summary = json.loads(json.dumps(reg.analyze(Tables(m, tables.runs), exp), allow_nan=False))
     assert summary["nn_peak_reduction_weight_decay"] is None
-    piece = reg.report(exp, summary, "figures/reg", "Reg")
+    piece = render_experiment(exp, summary)
     assert "ridge_risk" not in piece.section and piece.slides.count("\\begin{frame}") == 1
+    text = _words(piece.section)
+    assert "All 12 networks diverged, so no mean is reported." in text and "nothing to compare" in text
+    assert "Ridge regression: theory" not in text and "We check the second." in text
+    assert "bump" not in text and "times less" not in text
+
+
+# ----------------------------------------------------------------------------- the words against edited summaries
+
+
+def _words(latex: str) -> str:
+    """Rendered LaTeX with numbers as printed (\\num{0.5} -> 0.5) and lines joined: the text to assert on."""
+    text = re.sub(r"\\num\{([^}]*)\}", r"\1", latex).replace("\\,\\%", " %").replace("\\,", " ")
+    return re.sub(r"\s+", " ", text.replace("~", " ").replace("%\n", ""))
+
+
+@pytest.fixture(scope="module")
+def tiny_summary(tiny):
+    _, exp, tables = tiny
+    return exp, json.loads(json.dumps(reg.analyze(tables, exp), allow_nan=False))
+
+
+def _render(exp, summary, **changes) -> tuple[str, str]:
+    piece = render_experiment(exp, {**summary, **changes})
+    return _words(piece.section), _words(piece.slides)
+
+
+def test_the_numbers_behind_the_words():
+    assert reg._max_rise([3.0, 2.0, 2.2, 1.0]) == pytest.approx(0.1) and reg._max_rise([3.0, 2.0, 1.0]) == 0.0
+    ci = {"mean": 1.5, "ci_low": 0.9, "ci_high": 2.1}
+    assert reg._against_one(ci) == 0 and reg._against_one({**ci, "ci_low": 1.1}) == 1
+    assert reg._against_one({"mean": 0.5, "ci_low": None, "ci_high": None}) == -1  # one seed: its mean
+    assert reg._against_one({"mean": None, "ci_low": None, "ci_high": None}) is None
+    assert reg.panel_sizes([5, 10, 20, 40, 80], 20) == [10, 20, 40] and reg.panel_sizes([4, 8], 8) == [4, 8]
+    assert reg._mode([0.01, 0.0, 0.01, None]) == 0.01 and reg._mode([0.01, 0.0]) == 0.0 and reg._mode([]) is None
+
+
+def test_words_when_the_monte_carlo_check_disagrees(tiny_summary):
+    exp, summary = tiny_summary
+    text, slides = _render(exp, summary, optimal_risk_monotone_simulated=0, optimal_risk_simulated_max_rise=0.031,
+                           best_lambda_over_theory_simulated=3.0, best_lambda_simulated_at_theory_seeds=1)
+    assert "the check, increases somewhere along the grid of $n$, by at most 3.1 % between neighbouring sizes" in text
+    assert "least on average over $n$ at 3$ \\lambda^*$ for the mean over seeds, not at the theory's" in text
+    assert "never increases with $n$ either" not in text and "itself, as the theory says" not in text
+    assert "and at $\\lambda^*$ for 1 of the 2 seeds separately" in text
+    assert "increases somewhere in $n$ (at most 3.1 %)" in slides and "3$ \\lambda^*$" in slides
+
+
+def test_words_when_the_ridgeless_peak_is_away_from_d(tiny_summary):
+    exp, summary = tiny_summary
+    text, _ = _render(exp, summary, ridgeless_peak_n=16)
+    assert "peaks at $n=16$ with" in text and "expectation is infinite, so this average" not in text
+
+
+@pytest.mark.parametrize("flag, words", [
+    (1, "lower than without regularization: the per-seed ratio"),
+    (-1, "higher than without regularization: the per-seed ratio"),
+    (0, "not clearly different from that without regularization: the per-seed ratio"),
+])
+def test_words_on_the_weight_decay_at_the_peak(tiny_summary, flag, words):
+    exp, summary = tiny_summary
+    text, slides = _render(exp, summary, nn_peak_reduction_weight_decay_vs_one=flag)
+    assert words in text
+    assert ("as \\citet{nakkiran2021optimal} found for tuned weight decay" in text) == (flag == 1)
+
+
+@pytest.mark.parametrize("chosen, words", [(0.0, "that is none"), (0.01, "the largest of the grid, so a larger")])
+def test_words_on_the_selected_weight_decay_at_the_edge_of_its_grid(tiny_summary, chosen, words):
+    exp, summary = tiny_summary
+    assert summary["nn_weight_decays"] == [0.0, 0.01]
+    text, _ = _render(exp, summary, nn_peak_selected_weight_decay=chosen)
+    assert f"(chosen most often: {chosen:g}, {words}" in text
+
+
+def test_words_on_the_bump(tiny_summary):
+    exp, summary = tiny_summary
+    none = summary["nn_test_error"]["none"]
+    bump = dict(nn_bump_found=1, nn_dip_width=4, nn_peak_width=32, nn_bump_height=0.1)
+    text, slides = _render(exp, summary, **bump)
+    assert "first falls, to" in text and "at width 32, the largest of the grid" in text
+    assert "double descent in width" not in text  # no width after the peak: no second descent
+    assert "peak at width 32" in slides
+    text, slides = _render(exp, summary, nn_bump_found=0, nn_dip_width=None, nn_peak_width=4)
+    assert "shows no bump on this width grid: its largest value" in text and "at width 4, where" in text
+    assert "no bump; largest test error" in slides and none
+
+
+@pytest.mark.parametrize("fits, words", [
+    ([], "No unregularized network fits the noisy training labels"),
+    ([32], "from width 32 on"),
+    ([4], "at widths 4 only"),
+])
+def test_words_on_interpolation(tiny_summary, fits, words):
+    exp, summary = tiny_summary
+    text, _ = _render(exp, summary, nn_interpolating_widths=fits, nn_interpolation_width=fits[0] if fits else None)
+    assert words in text
+
+
+def test_words_on_the_gap_and_the_threshold(tiny_summary):
+    exp, summary = tiny_summary
+    text, _ = _render(exp, summary, nn_gap_min=-0.05, nn_threshold_width_params=None)
+    assert "it is negative where a network's error on the noisy training labels exceeds" in text
+    assert "at no width inside the grid" in text and "dotted: the width where" not in text
+    text, _ = _render(exp, summary, nn_gap_min=0.01)
+    assert "it is negative" not in text
 
 
 def test_compute_refuses_what_it_cannot_do():

@@ -60,10 +60,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import (
-    LOSS_NAMES, OPTIMIZER_NAMES, ReportPiece, booktabs_table, data_set_name, escape, figure_tex,
-    fmt, named, slug,
-)
 from mathdl.linalg import ridge_fit
 from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
 
@@ -352,6 +348,28 @@ def _is_monotone(curve) -> bool:
     return bool(np.all(np.isfinite(c)) and np.all(np.diff(c) <= MONOTONE_RTOL * np.abs(c[:-1])))
 
 
+def _max_rise(curve) -> float:
+    """The largest relative increase between neighbours of a curve (0 where it never increases)."""
+    c = np.asarray(curve, dtype=float)
+    rises = np.diff(c) / np.abs(c[:-1])
+    return float(max(0.0, np.nanmax(rises))) if np.isfinite(rises).any() else math.nan
+
+
+def _against_one(ci: dict) -> int | None:
+    """1 where the interval lies above 1, -1 below, 0 where it holds 1 (its mean, without an interval)."""
+    if ci["mean"] is None:
+        return None
+    low = ci["ci_low"] if ci["ci_low"] is not None else ci["mean"]
+    high = ci["ci_high"] if ci["ci_high"] is not None else ci["mean"]
+    return 1 if low > 1 else -1 if high < 1 else 0
+
+
+def panel_sizes(sizes, dim: int) -> list[int]:
+    """The sample sizes of the ridge figure's right panel: those of the grid nearest d/2, d and 2d."""
+    sizes = np.asarray(sizes)
+    return sorted({int(sizes[np.argmin(np.abs(sizes - t))]) for t in (dim / 2, dim, 2 * dim)})
+
+
 def _ridge_cube(m: pd.DataFrame, metric: str) -> tuple[np.ndarray, list, list, list]:
     """Risks as an array (seed run, n, lambda ratio) with the run ids, the n and the ratios."""
     sel = m[m["metric"] == metric]
@@ -397,6 +415,10 @@ def _ridge_summary(m: pd.DataFrame, params: dict) -> dict:
         "best_lambda_over_theory_per_seed": best_per_seed,
         "best_lambda_over_theory_simulated": best_sim,
         "best_lambda_over_theory_simulated_per_seed": best_sim_per_seed,
+        # The conditional risk is least at lambda* by construction; the Monte Carlo risk is the check.
+        "best_lambda_simulated_at_theory_seeds": int(sum(q == 1.0 for q in best_sim_per_seed)),
+        "optimal_risk_simulated_max_rise": json_number(_max_rise(np.nanmean(simulated, axis=0)[:, one])),
+        "ridge_panel_sizes": panel_sizes(sizes, d),
         "optimal_risk_monotone": int(_is_monotone(mean_exact[:, one])),
         "optimal_risk_monotone_seeds": int(sum(_is_monotone(seed[:, one]) for seed in exact)),
         "optimal_risk_monotone_simulated": int(_is_monotone(np.nanmean(simulated, axis=0)[:, one])),
@@ -469,6 +491,12 @@ def _at_width(test: pd.Series, width: int) -> pd.Series:
     return test[test.index.get_level_values("width") == width].droplevel("width")
 
 
+def _mode(values: list) -> float | None:
+    """The value chosen most often (ties: the smallest, the weaker regularization); None for none."""
+    vals = [v for v in values if v is not None]
+    return max(set(vals), key=lambda v: (vals.count(v), -v)) if vals else None
+
+
 def _networks_summary(m: pd.DataFrame, runs: pd.DataFrame, params: dict, experiment) -> dict:
     table = network_table(m, runs)
     widths = sorted(int(w) for w in table["width"].unique())
@@ -517,9 +545,12 @@ def _networks_summary(m: pd.DataFrame, runs: pd.DataFrame, params: dict, experim
         mean_k = _mean(summary["nn_test_error"][k][peak])
         summary[key] = json_number(none[peak] / mean_k) if mean_k > 0 else None
         summary[f"{key}_per_seed"] = mean_ci_dict(ratios.to_numpy())
+        # 1: the per-seed ratio's interval lies above 1 (regularized is better), -1: below, 0: it holds 1.
+        summary[f"{key}_vs_one"] = _against_one(summary[f"{key}_per_seed"])
     train = np.array([_mean(c) for c in summary["nn_train_error_none"]])
     fits = [w for w, e in zip(widths, train) if e <= params["interpolation_train_error"]]
     summary["nn_interpolation_width"] = fits[0] if fits else None
+    summary["nn_interpolating_widths"] = fits
     model = m[m["split"] == "model"]
     n_params = model[model["metric"] == "n_parameters"].groupby("width")["value"].first().reindex(widths)
     n_targets = float(model.loc[model["metric"] == "n_targets", "value"].iloc[0])
@@ -529,6 +560,12 @@ def _networks_summary(m: pd.DataFrame, runs: pd.DataFrame, params: dict, experim
     summary["nn_threshold_width_params"] = (
         json_number(np.interp(n_targets, n_params.to_numpy(), np.array(widths, dtype=float))) if inside else None)
     summary["nn_n_diverged"] = int(table["final_test"].isna().sum())
+    summary["nn_n_networks"] = int(len(table))
+    gaps = table["gap"][np.isfinite(table["gap"])]
+    summary["nn_gap_min"] = json_number(gaps.min()) if len(gaps) else None
+    # The regularization strengths chosen most often at the peak width (ties: the weaker).
+    summary["nn_peak_selected_weight_decay"] = _mode(summary["nn_selected_weight_decay"][peak])
+    summary["nn_peak_selected_dropout"] = _mode(summary["nn_selected_dropout"][peak])
     return summary
 
 
@@ -586,7 +623,7 @@ def _ridge_figure(tables, summary, plot, outdir: Path) -> str:
     left.set_ylabel(r"test risk $\|\hat\beta-\beta^*\|^2+\sigma^2$")
     left.set_title(f"d = {d}")
     left.legend(fontsize="x-small", title=None)
-    picks = sorted({int(sizes[np.argmin(np.abs(sizes - t))]) for t in (d / 2, d, 2 * d)})
+    picks = panel_sizes(sizes, d)
     sub = df[(df["lambda_ratio"] > 0) & (df["n_samples"].isin(picks))].copy()
     sub["n"] = sub["n_samples"].astype(int).astype(str)
     sns.lineplot(data=sub, x="lambda_ratio", y="value", hue="n", hue_order=[str(n) for n in picks],
@@ -660,269 +697,18 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     return names
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- words (templates/)
 
 
-def _mode(values: list) -> float | None:
-    vals = [v for v in values if v is not None]
-    return max(set(vals), key=lambda v: (vals.count(v), -v)) if vals else None
+def context(experiment, summary) -> dict:
+    """The networks' table of the templates: one row per width (where the plan computed the networks)."""
+    from mathdl.report import fmt
 
-
-def _ci_macros(prefix: str, name: str, ci: dict | None) -> dict:
-    ci = ci or {}
-    return {f"{prefix}{name}": fmt(ci.get("mean")), f"{prefix}{name}Low": fmt(ci.get("ci_low")),
-            f"{prefix}{name}High": fmt(ci.get("ci_high"))}
-
-
-def _ridge_report(summary: dict, p: str, s: str, figure_dir: str, level: int) -> tuple[dict, str, str]:
-    macros = {
-        f"{p}RidgeDim": fmt(summary["ridge_dim"]),
-        f"{p}RidgeNoise": fmt(summary["ridge_noise"]),
-        f"{p}RidgeSignalNorm": fmt(summary["ridge_signal_norm"]),
-        f"{p}RidgeDraws": fmt(summary["ridge_draws"]),
-        f"{p}LambdaTheory": fmt(summary["lambda_theory"]),
-        f"{p}RidgeMinN": fmt(summary["ridge_n"][0]),
-        f"{p}RidgeMaxN": fmt(summary["ridge_n"][-1]),
-        f"{p}BestLambdaRatio": fmt(summary["best_lambda_over_theory"]),
-        f"{p}BestLambdaRatioSimulated": fmt(summary["best_lambda_over_theory_simulated"]),
-        f"{p}OptimalMonotone": "yes" if summary["optimal_risk_monotone"] else "no",
-        f"{p}OptimalMonotoneSeeds": fmt(summary["optimal_risk_monotone_seeds"]),
-        f"{p}RidgelessPeakN": fmt(summary["ridgeless_peak_n"]),
-        f"{p}RidgePeakReduction": fmt(summary["ridge_peak_reduction"]),
-        f"{p}RidgeSimulatedDiff": fmt(None if summary["ridge_simulated_max_rel_diff"] is None
-                                      else 100 * summary["ridge_simulated_max_rel_diff"], 2),
-        f"{p}RidgelessPeakRisk": fmt(summary["ridgeless_peak_risk"]["mean"]),
-        **_ci_macros(p, "OptimalRiskAtPeak", summary["optimal_risk_at_ridgeless_peak"]),
-    }
-    ratios = ", ".join(f"{q:g}" for q in summary["ridge_lambda_ratios"])
-    monotone = (r"never increases with $n$" if summary["optimal_risk_monotone"]
-                else r"increases somewhere along the grid of $n$ (against the theory: look for a bug)")
-    text = "\n".join([
-        r"\paragraph{Ridge regression: theory.}",
-        r"In the isotropic linear model $x\sim N(0,I_d)$, $y=\ip{x}{\beta^*}+\varepsilon$ with"
-        r" $\varepsilon\sim N(0,\sigma^2)$, the ridge estimator \citep{hoerl1970ridge}"
-        r" $\hat\beta_\lambda=\argmin_\beta\norm{X\beta-y}^2+\lambda\norm{\beta}^2=(X^\top X+\lambda I)^{-1}X^\top y$"
-        r" on $n$ samples (a sum of squares, as in \citet{nakkiran2021optimal}; $\lambda\to0$ gives the"
-        r" minimum-norm least-squares fit $X^+y$) has the exact test risk"
-        r" $R(\hat\beta)=\EE(y-\ip{x}{\hat\beta})^2=\norm{\hat\beta-\beta^*}^2+\sigma^2$."
-        r" For $\beta^*$ uniform on the sphere of radius $r$ and $s_1,\dots,s_d$ the eigenvalues of $X^\top X$,"
-        r" \[ \EE\bigl[R(\hat\beta_\lambda)\bigm| X\bigr]=\sigma^2+\sum_{i=1}^d"
-        r"\frac{\lambda^2 r^2/d+\sigma^2 s_i}{(s_i+\lambda)^2}, \]"
-        r" and the $\lambda$-derivative of term $i$ is $2s_i(\lambda r^2/d-\sigma^2)/(s_i+\lambda)^3$: for"
-        r" every design the risk is least at $\lambda^*=d\sigma^2/r^2$, whatever $n$ and $d$"
-        r" \citep{nakkiran2021optimal}. There it equals"
-        r" $\sigma^2\bigl(1+\operatorname{tr}(X^\top X+\lambda^*I)^{-1}\bigr)$,"
-        r" which cannot grow when a sample is added, so optimally regularized ridge has no sample-wise"
-        r" double descent. The minimum-norm fit has"
-        r" $\EE R=\sigma^2+r^2(1-n/d)+\sigma^2 n/(d-n-1)$ for $n\le d-2$ and $\sigma^2\bigl(1+d/(n-d-1)\bigr)$"
-        r" for $n\ge d+2$: a peak at $n=d$, where the expectation is infinite"
-        r" \citep{hastie2022surprises,advani2020high,belkin2019reconciling}.",
-        "",
-        r"\paragraph{Ridge regression: setup and results.}",
-        f"We take $d=\\{p}RidgeDim$, $\\sigma=\\{p}RidgeNoise$, $r=\\{p}RidgeSignalNorm$, hence"
-        f" $\\lambda^*=\\{p}LambdaTheory$, sample sizes $n$ from \\{p}RidgeMinN{{}} to \\{p}RidgeMaxN{{}}"
-        f" and $\\lambda/\\lambda^*\\in\\{{{ratios}\\}}$. Per seed we draw \\{p}RidgeDraws{{}} designs of the"
-        r" largest size (each $n$ uses the first $n$ rows, so a design grows with $n$), each with its own"
-        r" $\beta^*$ and noise, and average the conditional risk above (exact over $\beta^*$ and the noise);"
-        r" as a check we also fit $\hat\beta_\lambda$ and average $\norm{\hat\beta_\lambda-\beta^*}^2+\sigma^2$"
-        f" (largest relative difference of the two estimates for $\\lambda>0$: \\{p}RidgeSimulatedDiff\\%).",
-        f"Figure~\\ref{{fig:{s}-ridge}}: the minimum-norm risk peaks at $n=\\{p}RidgelessPeakN$ with the"
-        f" mean \\{p}RidgelessPeakRisk{{}} over all designs (near $n=d$ its expectation is infinite, so this"
-        r" mean is set by the few designs with the smallest singular values, and an interval over seeds"
-        f" would mean nothing), where $\\lambda^*$ gives \\{p}OptimalRiskAtPeak{{}} ({level}\\% interval over"
-        f" seeds [\\{p}OptimalRiskAtPeakLow, \\{p}OptimalRiskAtPeakHigh]), \\{p}RidgePeakReduction{{}} times less."
-        f" The risk at $\\lambda^*$ {monotone} (for the mean over seeds, and for \\{p}OptimalMonotoneSeeds{{}}"
-        f" of the \\{p}NumSeeds{{}} seeds separately). The grid's penalty of least risk, averaged over $n$, is"
-        f" \\{p}BestLambdaRatio{{}}$\\,\\lambda^*$ with the conditional risk, and"
-        f" \\{p}BestLambdaRatioSimulated{{}}$\\,\\lambda^*$ with the plain Monte Carlo estimate"
-        r" (the theory says $1$).",
-        "",
-        figure_tex(
-            figure_dir, "ridge_risk",
-            f"Ridge regression in dimension $d=\\{p}RidgeDim$. Left: test risk against the sample"
-            r" size for each penalty (dashed: the minimum-norm theory; dotted: $n=d$). Right: test risk"
-            f" against $\\lambda/\\lambda^*$ at three sample sizes (dotted: $\\lambda^*$). Means over seeds with"
-            f" {level}\\% bands.",
-            f"fig:{s}-ridge"),
-        "",
-    ])
-    slide = "\n".join([
-        r"\begin{frame}{Optimal ridge removes sample-wise double descent}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.6\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/ridge_risk.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.38\textwidth}\small",
-        r"      \begin{itemize}",
-        f"        \\item $x\\sim N(0,I_d)$, $d=\\{p}RidgeDim$; $\\lambda^*=d\\sigma^2/r^2=\\{p}LambdaTheory$",
-        f"        \\item min-norm peak at $n=\\{p}RidgelessPeakN$: risk \\{p}RidgelessPeakRisk{{}}"
-        f" vs.\\ \\{p}OptimalRiskAtPeak{{}} at $\\lambda^*$",
-        f"        \\item risk at $\\lambda^*$ monotone in $n$: \\{p}OptimalMonotone",
-        f"        \\item best grid $\\lambda$: \\{p}BestLambdaRatio{{}}$\\,\\lambda^*$"
-        f" (Monte Carlo \\{p}BestLambdaRatioSimulated{{}}$\\,\\lambda^*$)",
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"\end{frame}",
-        "",
-    ])
-    return macros, text, slide
-
-
-def _networks_report(experiment, summary: dict, p: str, s: str, figure_dir: str, level: int) -> tuple[dict, str, str]:
-    widths = summary["nn_widths"]
-    peak = widths.index(summary["nn_peak_width"])
-    macros = {
-        f"{p}NetTrain": fmt(summary["nn_n_train"]), f"{p}NetVal": fmt(summary["nn_n_val"]),
-        f"{p}NetTest": fmt(summary["nn_n_test"]),
-        f"{p}NetNoise": fmt(round(100 * summary["nn_label_noise"])),
-        f"{p}NetEpochs": fmt(summary["nn_epochs"]),
-        f"{p}NetMinWidth": fmt(widths[0]), f"{p}NetMaxWidth": fmt(widths[-1]),
-        f"{p}PeakWidth": fmt(summary["nn_peak_width"]),
-        f"{p}DipWidth": fmt(summary["nn_dip_width"]),
-        f"{p}BumpHeight": fmt(summary["nn_bump_height"]),
-        f"{p}InterpolationWidth": fmt(summary["nn_interpolation_width"]),
-        f"{p}ThresholdWidth": fmt(summary["nn_threshold_width_params"]),
-        f"{p}NetTargets": fmt(summary["nn_targets"]),
-        f"{p}NetDiverged": fmt(summary["nn_n_diverged"]),
-        f"{p}DipTestError": fmt(None if summary["nn_dip_width"] is None else
-                                summary["nn_test_error"]["none"][widths.index(summary["nn_dip_width"])]["mean"]),
-        f"{p}MaxWidthTestError": fmt(summary["nn_test_error"]["none"][-1]["mean"]),
-        f"{p}PeakReductionWeightDecay": fmt(summary["nn_peak_reduction_weight_decay"]),
-        f"{p}PeakReductionEarlyStopping": fmt(summary["nn_peak_reduction_early_stopping"]),
-        f"{p}PeakReductionDropout": fmt(summary["nn_peak_reduction_dropout"]),
-        f"{p}PeakSelectedWeightDecay": fmt(_mode(summary["nn_selected_weight_decay"][peak])),
-    }
-    for k, name in (("none", "PeakTestErrorNone"), ("early_stopping", "PeakTestErrorEarly"),
-                    ("best_weight_decay", "PeakTestErrorWeightDecay"), ("best_dropout", "PeakTestErrorDropout")):
-        macros.update(_ci_macros(p, name, summary[f"nn_peak_test_error_{k}"]))
-    macros.update(_ci_macros(p, "PeakReductionWeightDecayPerSeed", summary["nn_peak_reduction_weight_decay_per_seed"]))
-    t = experiment.train
-    wds = ", ".join(f"{w:g}" for w in summary["nn_weight_decays"])
-    drops = ", ".join(f"{q:g}" for q in summary["nn_dropouts"][1:])
-    batch = "the full batch" if t.batch_size == 0 or t.optimizer == "gd" else f"minibatches of {t.batch_size}"
-    if summary["nn_bump_found"]:
-        bump = (f"Without regularization the final test error first falls, to \\{p}DipTestError{{}} at width"
-                f" \\{p}DipWidth, then rises by \\{p}BumpHeight{{}} to \\{p}PeakTestErrorNone{{}}"
-                f" ({level}\\% interval [\\{p}PeakTestErrorNoneLow, \\{p}PeakTestErrorNoneHigh]) at width"
-                f" \\{p}PeakWidth, and falls again to \\{p}MaxWidthTestError{{}} at width \\{p}NetMaxWidth:"
-                r" a double descent in width.")
-    else:
-        bump = (r"Without regularization the final test error shows no bump on this width grid (its largest"
-                f" value, \\{p}PeakTestErrorNone, is at width \\{p}PeakWidth); the peak comparisons below are"
-                r" made there.")
-    text = "\n".join([
-        r"\paragraph{Networks: setup.}",
-        f"On {data_set_name(experiment.task.name)} (\\{p}NetTrain{{}} training, \\{p}NetVal{{}} validation"
-        f" and \\{p}NetTest{{}} test images, \\{p}NetNoise\\% of the training and validation labels replaced by"
-        r" random ones, clean test labels) we trained one-hidden-layer ReLU networks of widths"
-        f" \\{p}NetMinWidth{{}} to \\{p}NetMaxWidth{{}} with {named(OPTIMIZER_NAMES, t.optimizer)} on {batch}"
-        f" (learning rate {fmt(t.lr)}, \\{p}NetEpochs{{}} epochs, {named(LOSS_NAMES, t.loss)} loss"
-        f"{' on one-hot targets' if t.loss == 'mse' else ''}), at every width with weight decay"
-        f" \\citep{{krogh1992simple}} $\\in\\{{{wds}\\}}$ and, separately, dropout \\citep{{srivastava2014dropout}}"
-        f" at rates $\\{{{drops}\\}}$, \\{p}NumSeeds{{}} seeds each. Every network trains to the last epoch;"
-        r" early stopping \citep{yao2007early} is the epoch of least validation loss of the unregularized"
-        r" network, and the best weight decay and the best dropout rate are those of least final validation"
-        r" error, chosen per seed and width. Only the validation split selects; test errors are reported for"
-        r" the final epoch or for these validation-selected choices, as labelled. The interpolation"
-        f" threshold of the squared loss is where the parameter count reaches $nK=\\{p}NetTargets$ fitted"
-        f" targets, at width $\\approx\\{p}ThresholdWidth$ \\citep{{belkin2019reconciling,nakkiran2020deep}}.",
-        "",
-        r"\paragraph{Networks: results.}",
-        f"Figure~\\ref{{fig:{s}-width}}. {bump} The unregularized networks fit the noisy training labels"
-        f" (final training error at most {fmt(experiment.params['interpolation_train_error'])}) from width"
-        f" \\{p}InterpolationWidth{{}} on. At the peak width the validation-selected weight decay (mostly"
-        f" \\{p}PeakSelectedWeightDecay) gives the test error \\{p}PeakTestErrorWeightDecay{{}}"
-        f" ([\\{p}PeakTestErrorWeightDecayLow, \\{p}PeakTestErrorWeightDecayHigh]), \\{p}PeakReductionWeightDecay{{}}"
-        f" times less than without (per seed: \\{p}PeakReductionWeightDecayPerSeed{{}}"
-        f" [\\{p}PeakReductionWeightDecayPerSeedLow, \\{p}PeakReductionWeightDecayPerSeedHigh]),"
-        f" as \\citet{{nakkiran2021optimal}} found; early stopping gives \\{p}PeakTestErrorEarly{{}}"
-        f" (\\{p}PeakReductionEarlyStopping{{}} times less) and the best dropout rate"
-        f" \\{p}PeakTestErrorDropout{{}} (\\{p}PeakReductionDropout{{}} times less). Figure~\\ref{{fig:{s}-gap}}"
-        r" shows the generalization gap, final test minus final training error, over width and"
-        f" regularization strength. \\{p}NetDiverged{{}} networks diverged.",
-        "",
-        figure_tex(
-            figure_dir, "nn_test_error",
-            r"Test error against the width of one-hidden-layer networks on the digits with noisy"
-            r" labels: without regularization at the final epoch, at the validation-selected epoch, and with"
-            f" the validation-selected weight decay and dropout rate (means over seeds, {level}\\% bands);"
-            r" dashed: the unregularized training error; dotted: the width where the parameter count is $nK$.",
-            f"fig:{s}-width", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "nn_gap_heatmaps",
-            r"Generalization gap (final test error minus final training error on the noisy labels,"
-            r" mean over seeds) against width and weight decay (left) or dropout rate (right); it is negative"
-            r" where a strongly regularized network leaves the noisy training labels unfitted.",
-            f"fig:{s}-gap"),
-        "",
-        _networks_table(summary, p, s, level),
-        "",
-    ])
-    slide = "\n".join([
-        r"\begin{frame}{Regularizing networks through the interpolation threshold}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.6\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/nn_test_error.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.38\textwidth}\small",
-        r"      \begin{itemize}",
-        f"        \\item digits, \\{p}NetNoise\\% noisy labels, widths \\{p}NetMinWidth--\\{p}NetMaxWidth",
-        f"        \\item peak at width \\{p}PeakWidth: test error \\{p}PeakTestErrorNone{{}} (final epoch)",
-        f"        \\item best weight decay (val.): \\{p}PeakTestErrorWeightDecay,"
-        f" \\{p}PeakReductionWeightDecay$\\times$ lower",
-        f"        \\item early stopping (val.): \\{p}PeakTestErrorEarly; dropout: \\{p}PeakTestErrorDropout",
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"\end{frame}",
-        "",
-    ])
-    return macros, text, slide
-
-
-def _networks_table(summary: dict, p: str, s: str, level: int) -> str:
-    rows = []
-    for i, w in enumerate(summary["nn_widths"]):
-        rows.append([fmt(w), fmt(summary["nn_parameters"][i]), fmt(summary["nn_train_error_none"][i]["mean"])]
-                    + [fmt(summary["nn_test_error"][k][i]["mean"]) for k in CURVES]
-                    + [fmt(_mode(summary["nn_selected_weight_decay"][i]))])
-    return booktabs_table(
-        ["$m$", "parameters", "train (none)", "test (none)", "early stop", "best w.d.", "best dropout", "w.d."],
-        rows,
-        caption=f"Networks against width, means over \\{p}NumSeeds{{}} seeds: final training error and final"
-        r" test error without regularization, test error at the validation-selected epoch, with the"
-        r" validation-selected weight decay and dropout rate (final epoch), and the weight decay chosen"
-        r" most often.",
-        label=f"tab:{s}")
-
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection (the theory of optimal ridge, the network results) and one slide per part."""
-    s = slug(experiment.name)
-    level = round(100 * summary["confidence"])
-    macros = {f"{prefix}NumSeeds": fmt(summary["n_seeds"])}
-    texts, slides = [], []
-    pieces = []
-    if "ridge" in summary["parts"]:
-        pieces.append(_ridge_report(summary, prefix, s, figure_dir, level))
-    if "networks" in summary["parts"]:
-        pieces.append(_networks_report(experiment, summary, prefix, s, figure_dir, level))
-    for part_macros, text, slide in pieces:
-        macros.update(part_macros)
-        texts.append(text)
-        slides.append(slide)
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"Double descent \citep{belkin2019reconciling,nakkiran2020deep} is a peak of the test error where a"
-        r" model just fits its training data. \citet{nakkiran2021optimal} proved that in the isotropic"
-        r" linear model optimally tuned ridge regularization removes it, and found tuned weight decay to"
-        r" mitigate it in networks. We check both.",
-        "",
-        *texts,
-    ])
-    return ReportPiece(macros=macros, section=section, slides="\n".join(slides))
+    if "networks" not in summary["parts"]:
+        return {"net_header": [], "net_rows": []}
+    rows = [[fmt(w), fmt(summary["nn_parameters"][i]), fmt(summary["nn_train_error_none"][i]["mean"])]
+            + [fmt(summary["nn_test_error"][k][i]["mean"]) for k in CURVES]
+            + [fmt(_mode(summary["nn_selected_weight_decay"][i]))]
+            for i, w in enumerate(summary["nn_widths"])]
+    header = ["$m$", "parameters", "train (none)", "test (none)", "early stop", "best w.d.", "best dropout", "w.d."]
+    return {"net_header": header, "net_rows": rows}
