@@ -126,7 +126,7 @@ def test_the_crossover_is_the_first_dimension_past_one_half():
 def registered(monkeypatch):
     from mathdl.studies import STUDIES, Study
 
-    study = Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, curse.report, compute=curse.compute,
+    study = Study("curse", curse.DEFAULTS, curse.analyze, curse.figures, compute=curse.compute,
                   params_schema=curse.PARAMS_SCHEMA)
     monkeypatch.setitem(STUDIES, "curse", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
@@ -218,12 +218,13 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     (ax,) = drawn["distance_ratio"].axes
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), ratio, rtol=1e-9)
 
-    piece = curse.report(exp, summary, "figures/cu", "Cu")
-    assert all(re.fullmatch(r"Cu[A-Za-z]+", k) for k in piece.macros)
-    used = set(re.findall(r"\\(Cu[A-Za-z]+)", piece.section + piece.slides))
-    assert used <= set(piece.macros)
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    assert "first exceeds \\num{0.5} at $d=\\num{40}$" in piece.section
+    assert "the histogram's total variation error at $d=\\num{3}$" in piece.section
     for name in names:
-        assert f"figures/cu/{name}.pdf" in piece.section
+        assert f"figures/cu/{name}.pdf" in piece.section + piece.slides
     bib = (root / "report" / "references.bib").read_text()
     for keys in re.findall(r"\\cite[tp](?:\[[^\]]*\])?\{([^}]*)\}", piece.section):
         for key in keys.split(","):
@@ -239,3 +240,126 @@ def test_k_larger_than_n_is_refused(registered):
     group = cfg.load_plan(config).experiment("cu").groups[0]
     with pytest.raises(ValueError, match="params.k"):
         curse.compute(group, make_dataset(group.task), device="cpu")
+
+
+# ----------------------------------------------------------------------------- the words (templates)
+
+# The paper's text width (a4, 2.4 cm margins) and the beamer 16:9 frame's, in inches: a figure's
+# fonts print at (their size) x (shown width / drawn width).
+PAPER_TEXT_WIDTH_IN = (210 - 2 * 24) / 25.4
+SLIDE_TEXT_WIDTH_IN = 140 / 25.4
+MIN_PRINTED_PT = 7
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    """d = 1, 3, 8, 40 at n = 200, k = 5, seeds 0 and 1: plan, experiment, tables and the summary (as JSON)."""
+    import json
+
+    from mathdl.pipeline import run_parameters
+    from mathdl.tables import Tables
+
+    plan = cfg.load_plan({"device": "cpu", "experiments": {"cu": {
+        "study": "curse", "seeds": [0, 1], "params": {"n_train": 200, "n_test": 50, "k": 5},
+        "sweep": {"params.dim": [1, 3, 8, 40]}}}})
+    exp = plan.experiment("cu")
+    metrics, runs = [], []
+    for group in exp.groups:
+        result = curse.compute(group, None, device="cpu")
+        metrics.append(result.metrics)
+        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
+    return plan, exp, tables, json.loads(json.dumps(curse.analyze(tables, exp), allow_nan=False))
+
+
+def _words(exp, summary) -> tuple[str, str]:
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    return piece.section, piece.slides
+
+
+def _edited(summary, last=None, **changes):
+    """A copy of the summary with top-level changes and, with ``last``, changes to the largest d's entry."""
+    import json
+
+    out = json.loads(json.dumps(summary))
+    out.update(changes)
+    if last:
+        out["per_dim"][-1].update(last)
+    return out
+
+
+def test_random_averages_err_as_the_summary_says():
+    """Averaging k training targets drawn anywhere: E(f_hat - f)^2 / Var f = 1 + (1 + noise^2 / Var f) / k."""
+    rng = np.random.default_rng(0)
+    k, noise, dim, m = 5, 0.3, 3, 200_000
+    x_test, x_train = rng.uniform(size=(m, dim)), rng.uniform(size=(m, k, dim))
+    targets = curse.sum_of_sines(x_train.reshape(-1, dim)).reshape(m, k) + noise * rng.standard_normal((m, k))
+    relative = np.mean((targets.mean(axis=1) - curse.sum_of_sines(x_test)) ** 2) / curse.TARGET_VARIANCE
+    expected = 1 + (curse.TARGET_VARIANCE + noise**2) / (k * curse.TARGET_VARIANCE)
+    assert relative == pytest.approx(expected, rel=0.01)  # Monte-Carlo relative error about 0.3%
+
+
+def test_words_of_a_tiny_run(tiny_run):
+    _, exp, _, summary = tiny_run
+    section, slides = _words(exp, summary)
+    for text in (section, slides):
+        assert "(s)" not in text and "left out of the means" not in text and "\\VAR" not in text
+    assert section.lstrip().startswith(r"\subsection{cu}")
+    assert "The relative kNN error first exceeds \\num{0.5} at $d=\\num{40}$" in section
+    assert "the histogram's total variation error at $d=\\num{3}$" in section
+    # every error grows with d here, and at d = 40 the kNN error (0.74) is below a random average's 1.2
+    assert "$\\tfrac12\\norm{\\hat p-p}_1$ grows from \\num{0.07} to \\num{1}" in section
+    assert "the relative kNN error grows from" in section and "distance ratio rises from" in section
+    assert summary["random_average_relative_mse"] == pytest.approx(1.2)
+    assert "=\\num{1.2}$;\nat $d=\\num{40}$ the nearest neighbours still do better than that." in section
+    assert "exact targets" in section and "$n=\\num{200}$" in section and "\\num{2}~seeds" in section
+    assert [len(re.findall(r"\\includegraphics", f)) for f in slides.split(r"\begin{frame}")[1:]] == [1]
+    assert "figures/cu/slide_error_vs_dim.pdf" in slides and "above \\num{0.5} from $d=\\num{40}$" in slides
+
+
+def test_words_for_other_outcomes(tiny_run):
+    _, exp, _, summary = tiny_run
+    section, slides = _words(exp, _edited(summary, crossover_dimension=None, histogram_crossover_dimension=None))
+    assert "first exceeds" not in section and "stays at or below \\num{0.5} up to $d=\\num{40}$" in section
+    assert "total variation error never does up to $d=\\num{40}$" in section
+    assert "never above \\num{0.5}" in slides
+    # errors that fall, or stay, with d
+    first = summary["per_dim"][0]
+    section, _ = _words(exp, _edited(summary, last={
+        "knn_relative_mse": {"mean": 0.0001, "ci_low": 0.0, "ci_high": 0.0002},
+        "distance_ratio": dict(first["distance_ratio"]), "hist_tv": {"mean": 0.01, "ci_low": 0, "ci_high": 0.02}}))
+    assert "the relative kNN error falls from" in section and "kNN error grows" not in section
+    assert "distance ratio stays at" in section and "rises" not in section
+    assert "norm{\\hat p-p}_1$ falls from" in section
+    # nearest neighbours no better than random ones
+    section, _ = _words(exp, _edited(summary, last={"knn_relative_mse": {"mean": 1.3, "ci_low": 1.2, "ci_high": 1.4}}))
+    assert "do no better than that" in section and "still do better" not in section
+    # noisy targets, and n swept
+    section, slides = _words(exp, _edited(summary, noise=0.5, n_train=None))
+    assert "noisy targets ($\\sigma=\\num{0.5}$)" in section and "exact targets" not in section
+    assert "$n=n$" in section + slides
+
+
+def test_figures_print_readably(tiny_run, tmp_path, monkeypatch):
+    from mathdl import plots
+
+    plan, exp, tables, summary = tiny_run
+    drawn, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        drawn[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    assert curse.figures(tables, summary, exp, plan.plot, tmp_path) == list(curse.FIGURES) == list(drawn)
+    shown = {"error_vs_dim": 0.8 * PAPER_TEXT_WIDTH_IN, "distance_ratio": 0.7 * PAPER_TEXT_WIDTH_IN,
+             "slide_error_vs_dim": 0.6 * SLIDE_TEXT_WIDTH_IN}
+    for name, width in shown.items():
+        fig = drawn[name]
+        scale = min(1.0, width / fig.get_size_inches()[0])
+        fig.canvas.draw()
+        sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
+                 if t.get_visible() and t.get_text()]
+        assert min(sizes) * scale >= MIN_PRINTED_PT, (name, min(sizes) * scale)

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 from mathdl.tables import CI_LEVEL, json_number as _num, mean_ci_dict
 
 DEFAULTS: dict[str, Any] = {
@@ -81,7 +80,9 @@ PARAMS_SCHEMA: dict[str, Any] = {
 
 CROSSOVER_LEVEL = 0.5  # relative kNN error (and histogram TV error) that defines the crossover
 TARGET_VARIANCE = 0.5  # Var f(X) of the sum of sines for X uniform on the cube, at every d
-FIGURES = ("error_vs_dim", "distance_ratio")
+FIGURES = ("error_vs_dim", "distance_ratio", "slide_error_vs_dim")
+LEGEND_PT = 8  # legend font size (pt); the paper shows the figures at about their drawn width
+SLIDE_FIGSIZE = (3.4, 2.9)  # inches: a 0.6-text-width column of a 16:9 frame, shown at scale ~1
 
 
 # ----------------------------------------------------------------------------- the mathematics
@@ -258,6 +259,9 @@ def analyze(tables, experiment) -> dict:
         "eps": 1 / p["bins_per_axis"],
         "k": p["k"],
         "noise": p["noise"],
+        # the relative error of averaging k training targets drawn at random, wherever they lie:
+        # E(f_hat - f)^2 / Var f = 1 + (Var f + noise^2) / (k Var f)
+        "random_average_relative_mse": 1 + (TARGET_VARIANCE + p["noise"] ** 2) / (p["k"] * TARGET_VARIANCE),
         "dims": dims,
         "per_dim": per_dim,
         "crossover_dimension": _crossover(per_dim, "knn_relative_mse"),
@@ -275,25 +279,52 @@ def analyze(tables, experiment) -> dict:
 
 
 def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
-    """error_vs_dim: both relative errors and (1/eps)^d; distance_ratio: nearest/farthest."""
+    """error_vs_dim: both relative errors and (1/eps)^d; distance_ratio: nearest/farthest;
+    slide_error_vs_dim: the first, drawn at the size a slide shows it."""
+    import dataclasses
+
     import seaborn as sns
-    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+    from matplotlib.ticker import StrMethodFormatter
 
     from mathdl import plots
 
     plots.setup(plot)
     errorbar = ("ci", round(100 * plot.confidence))
     final = tables.final()
-    dims = np.array(summary["dims"], dtype=float)
-    colors = sns.color_palette(plot.palette)
 
+    fig, (ax,) = plots.new_figure(plot)
+    _draw_errors(ax, final, summary, sns.color_palette(plot.palette), errorbar)
+    names = [plots.save(fig, outdir, "error_vs_dim", plot)]
+
+    fig, (ax,) = plots.new_figure(plot)
+    sns.lineplot(data=final, x="params.dim", y="test_distance_ratio", marker="o", errorbar=errorbar, ax=ax)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("dimension d")
+    ax.set_ylabel("nearest / farthest distance")
+    names.append(plots.save(fig, outdir, "distance_ratio", plot))
+
+    slide = dataclasses.replace(plot, width=SLIDE_FIGSIZE[0], height=SLIDE_FIGSIZE[1])
+    fig, (ax,) = plots.new_figure(slide)
+    _draw_errors(ax, final, summary, sns.color_palette(plot.palette), errorbar)
+    names.append(plots.save(fig, outdir, "slide_error_vs_dim", plot))
+    return names
+
+
+def _draw_errors(ax, final: pd.DataFrame, summary, colors, errorbar) -> None:
+    """Both relative errors against d (log axis), the histogram's expected error, the crossover
+    level, and on a second axis the number of bins (1/eps)^d; one legend below."""
+    import seaborn as sns
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    dims = np.array(summary["dims"], dtype=float)
     long = final.melt(id_vars=["run_id", "params.dim"], value_vars=["test_hist_tv", "test_knn_relative_mse"],
                       var_name="method", value_name="error")
     long["method"] = long["method"].replace({
         "test_hist_tv": "histogram: L1/2",
         "test_knn_relative_mse": f"{summary['k']}-NN: MSE / Var f",
     })
-    fig, (ax,) = plots.new_figure(plot)
     sns.lineplot(data=long, x="params.dim", y="error", hue="method", marker="o", errorbar=errorbar,
                  palette=colors[:2], ax=ax)
     theory = [e["hist_tv_theory"] for e in summary["per_dim"]]
@@ -314,170 +345,5 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     handles, labels = ax.get_legend_handles_labels()
     h2, l2 = twin.get_legend_handles_labels()
-    ax.legend(handles + h2, labels + l2, fontsize="small", ncols=2, loc="upper center",
+    ax.legend(handles + h2, labels + l2, fontsize=LEGEND_PT, ncols=2, loc="upper center",
               bbox_to_anchor=(0.5, -0.22))
-    names = [plots.save(fig, outdir, "error_vs_dim", plot)]
-
-    fig, (ax,) = plots.new_figure(plot)
-    sns.lineplot(data=final, x="params.dim", y="test_distance_ratio", marker="o", errorbar=errorbar, ax=ax)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("dimension d")
-    ax.set_ylabel("nearest / farthest distance")
-    names.append(plots.save(fig, outdir, "distance_ratio", plot))
-    return names
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection (theory, setup, figures, a table, numbers as macros) and one slide."""
-    s = slug(experiment.name)
-    P = prefix
-    per = summary["per_dim"]
-    lo, hi = per[0], per[-1]
-    level = round(100 * summary["confidence"])
-    crossing = summary["crossover_dimension"]
-    hist_crossing = summary["histogram_crossover_dimension"]
-    macros = {
-        f"{P}NumSeeds": fmt(summary["n_seeds"]),
-        f"{P}NTrain": fmt(summary["n_train"]),
-        f"{P}NTest": fmt(summary["n_test"]),
-        f"{P}BinsPerAxis": fmt(summary["bins_per_axis"]),
-        f"{P}Eps": fmt(summary["eps"]),
-        f"{P}K": fmt(summary["k"]),
-        f"{P}DimMin": fmt(lo["dim"]),
-        f"{P}DimMax": fmt(hi["dim"]),
-        f"{P}CrossoverLevel": fmt(summary["crossover_level"]),
-        f"{P}CrossoverDim": fmt(crossing),
-        f"{P}HistCrossoverDim": fmt(hist_crossing),
-        f"{P}HistTVAtMin": fmt(lo["hist_tv"]["mean"]),
-        f"{P}HistTVAtMax": fmt(hi["hist_tv"]["mean"]),
-        f"{P}EmptyShareAtMax": fmt(hi["empty_share"]["mean"]),
-        f"{P}KnnAtMin": fmt(lo["knn_relative_mse"]["mean"]),
-        f"{P}KnnAtMax": fmt(hi["knn_relative_mse"]["mean"]),
-        f"{P}KnnAtMaxLow": fmt(hi["knn_relative_mse"]["ci_low"]),
-        f"{P}KnnAtMaxHigh": fmt(hi["knn_relative_mse"]["ci_high"]),
-        f"{P}RatioAtMin": fmt(lo["distance_ratio"]["mean"]),
-        f"{P}RatioAtMax": fmt(hi["distance_ratio"]["mean"]),
-        f"{P}LogBinsAtMax": fmt(hi["log10_bins_needed"]),
-        f"{P}TheoryGap": fmt(summary["max_hist_l1_theory_error"]),
-    }
-    m = {k[len(P):]: f"\\{k}{{}}" for k in macros}
-    n_text = m["NTrain"] if summary["n_train"] is not None else "$n$"
-    knn_crossing = (
-        f"The relative kNN error first exceeds {m['CrossoverLevel']} at $d = {m['CrossoverDim']}$"
-        if crossing is not None
-        else f"The relative kNN error stays below {m['CrossoverLevel']} up to $d = {m['DimMax']}$"
-    )
-    hist_crossing_text = (
-        f"the histogram's total variation error at $d = {m['HistCrossoverDim']}$"
-        if hist_crossing is not None
-        else f"the histogram's total variation error never does up to $d = {m['DimMax']}$"
-    )
-    rows = [
-        [
-            fmt(e["dim"]),
-            f"$10^{{{fmt(e['log10_bins_needed'])}}}$",
-            fmt(e["empty_share"]["mean"]),
-            fmt(e["hist_tv"]["mean"]),
-            fmt(e["hist_tv_theory"]),
-            fmt(e["knn_relative_mse"]["mean"]),
-            fmt(e["distance_ratio"]["mean"]),
-        ]
-        for e in per
-    ]
-    table = booktabs_table(
-        ["$d$", r"bins $(1/\varepsilon)^d$", "empty share", "TV", "TV theory", "kNN MSE$/\\Var f$",
-         "nearest/farthest"],
-        rows,
-        caption=f"The curse of dimensionality at $n = {n_text}$: per dimension, the bins a histogram"
-        f" with $\\varepsilon = {m['Eps']}$ needs, the share of them left empty, its total variation"
-        f" error (simulated and expected), the relative error of {m['K']}-nearest-neighbour regression"
-        f" and the nearest-to-farthest distance ratio; means over {m['NumSeeds']} seeds.",
-        label=f"tab:{s}",
-    )
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"\paragraph{Theory.}",
-        r"Local methods average the data in a neighbourhood of the query point, and in high"
-        r" dimension neighbourhoods that hold data are no longer local \citep{bellman1961adaptive}"
-        r" \citep[Sec.~2.5]{hastie2009elements}. A histogram on $[0,1]^d$ with bins of side"
-        r" $\varepsilon$ has $(1/\varepsilon)^d$ bins and, for $n$ uniform points, $n\varepsilon^d$"
-        r" points per bin on average. With the uniform density $p = 1$ and bin counts $c_b$ its L1"
-        r" error is $\sum_b \abs{c_b/n - \varepsilon^d}$, whose expectation follows from de"
-        r" Moivre's mean absolute deviation of the binomial \citep{diaconis1991closed}. Once"
-        r" $n\varepsilon^d \le 1$ every occupied bin holds at least its expected count, the error"
-        r" is exactly twice the share of empty bins, and"
-        r" \[ \EE \norm{\hat p - p}_{1} = 2\,(1-\varepsilon^d)^n \to 2, \]"
-        r" the largest L1 distance between two densities."
-        r" For regression of a Lipschitz function, the minimax rate of the squared error is"
-        r" $n^{-2/(2+d)}$ \citep{stone1982optimal}: a fixed accuracy needs a sample size"
-        r" exponential in $d$. And distances concentrate: for i.i.d.\ coordinates the ratio of the"
-        r" nearest to the farthest neighbour's distance tends to one \citep{beyer1999nearest},"
-        r" so the nearest neighbours are hardly nearer than any other point.",
-        "",
-        r"\paragraph{Setup.}",
-        f"For each $d$ from {m['DimMin']} to {m['DimMax']} and each of {m['NumSeeds']} seeds we draw"
-        f" $n = {n_text}$ training points uniformly from $[0,1]^d$, estimate the density with"
-        f" {m['BinsPerAxis']} bins per axis ($\\varepsilon = {m['Eps']}$) and compute its exact L1"
-        f" error, and regress $f(x) = \\sum_{{i=1}}^d \\sin(2\\pi x_i)/\\sqrt d$ (variance $1/2$ and"
-        f" Lipschitz constant at most $2\\pi$ at every $d$) by {m['K']}-nearest-neighbour averaging,"
-        f" measured on {m['NTest']} test points as $\\EE(\\hat f - f)^2/\\Var f$ (1: the error of"
-        f" predicting the mean). The crossover dimension is the smallest $d$ of the grid at which"
-        f" the mean relative error exceeds {m['CrossoverLevel']}.",
-        "",
-        r"\paragraph{Results.}",
-        f"{knn_crossing}, {hist_crossing_text} (Figure~\\ref{{fig:{s}-error}}, Table~\\ref{{tab:{s}}})."
-        f" From $d = {m['DimMin']}$ to $d = {m['DimMax']}$ the histogram's total variation error"
-        f" $\\tfrac12\\norm{{\\hat p - p}}_1$ grows from {m['HistTVAtMin']} to {m['HistTVAtMax']}"
-        f" (at the largest $d$, the share of empty bins among the $10^{{{m['LogBinsAtMax']}}}$ is"
-        f" {m['EmptyShareAtMax']}), and the simulated L1 error stays within {m['TheoryGap']} of de Moivre's"
-        f" expectation; the relative kNN error grows from {m['KnnAtMin']} to {m['KnnAtMax']}"
-        f" ({level}\\% CI [{m['KnnAtMaxLow']}, {m['KnnAtMaxHigh']}]); averaging {m['K']} random"
-        f" training points would give $1 + 1/{m['K']}$. The nearest-to-farthest distance ratio"
-        f" rises from {m['RatioAtMin']} to {m['RatioAtMax']} (Figure~\\ref{{fig:{s}-ratio}}).",
-        "",
-        figure_tex(
-            figure_dir, "error_vs_dim",
-            f"Relative errors against the dimension at $n = {n_text}$: the histogram's"
-            f" total variation error (dashed: de Moivre's expectation) and the {m['K']}-nearest-neighbour"
-            f" test error over $\\Var f$, means over {m['NumSeeds']} seeds with {level}\\% bands; dotted:"
-            f" the crossover level; grey, right axis: the number of bins $(1/\\varepsilon)^d$.",
-            f"fig:{s}-error", width=r"0.8\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "distance_ratio",
-            f"Concentration of distances: the mean over test points of the ratio of the"
-            f" nearest to the farthest training point's distance, with a {level}\\% band over seeds.",
-            f"fig:{s}-ratio", width=r"0.7\linewidth"),
-        "",
-        table,
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.56\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/error_vs_dim.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.42\textwidth}\small",
-        r"      \begin{itemize}",
-        f"        \\item $n = {n_text}$ uniform points in $[0,1]^d$, $d = {m['DimMin']}$--{m['DimMax']}",
-        f"        \\item histogram, $\\varepsilon = {m['Eps']}$: $(1/\\varepsilon)^d$ bins; TV error"
-        f" {m['HistTVAtMin']} $\\to$ {m['HistTVAtMax']}",
-        f"        \\item {m['K']}-NN: MSE$/\\mathrm{{Var}}\\,f$ {m['KnnAtMin']} $\\to$ {m['KnnAtMax']}"
-        + (f"; crosses {m['CrossoverLevel']} at $d = {m['CrossoverDim']}$" if crossing is not None else ""),
-        f"        \\item nearest/farthest distance {m['RatioAtMin']} $\\to$ {m['RatioAtMax']}",
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
