@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import re
@@ -24,7 +25,8 @@ def registered(monkeypatch):
     """The study in the registry and the schema's study enum, whether or not the lead registered it."""
     from mathdl.studies import STUDIES, Study
 
-    study = Study("representation", rep.DEFAULTS, rep.analyze, rep.figures, rep.report, rep.compute, rep.PARAMS_SCHEMA)
+    study = Study("representation", rep.DEFAULTS, rep.analyze, rep.figures, context=rep.context, compute=rep.compute,
+                  params_schema=rep.PARAMS_SCHEMA)
     monkeypatch.setitem(STUDIES, "representation", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     if "representation" not in enum["enum"]:
@@ -137,8 +139,8 @@ TINY = {
 def test_compute_analyze_figures_report(registered, tmp_path):
     from mathdl.config import PlotConfig
     from mathdl.pipeline import run_parameters
-    from mathdl.report import macros_tex
     from mathdl.tables import Tables
+    from mathdl.templating import render_experiment
 
     plan = _plan(TINY, seeds=[0, 1])
     exp = plan.experiment("rep")
@@ -167,10 +169,7 @@ def test_compute_analyze_figures_report(registered, tmp_path):
     for name in names:
         assert (tmp_path / "fig" / f"{name}.pdf").stat().st_size > 0
 
-    piece = rep.report(exp, summary, "figures/rep", "Rep")
-    macros_tex(piece.macros)  # letters only
-    for name in re.findall(r"\\(Rep[A-Za-z]+)", piece.section + piece.slides):
-        assert name in piece.macros, name
+    piece = render_experiment(exp, summary)
     bib = (ROOT / "report" / "references.bib").read_text()
     keys = set(re.findall(r"\\cite[tp]?(?:\[[^\]]*\])*\{([^}]+)\}", piece.section))
     assert {"cybenko1989approximation", "rumelhart1986learning", "goodfellow2016deep"} <= keys
@@ -179,3 +178,86 @@ def test_compute_analyze_figures_report(registered, tmp_path):
     for name in names:
         assert f"figures/rep/{name}.pdf" in piece.section
     assert "\\cite" not in piece.slides and "\\cref" not in piece.slides
+
+
+# ----------------------------------------------------------------------------- the words
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """(experiment, summary) of a real tiny run."""
+    from mathdl.pipeline import run_parameters
+    from mathdl.tables import Tables
+
+    exp = _plan(TINY, seeds=[0, 1]).experiment("rep")
+    (group,) = exp.groups
+    result = rep.compute(group, None, "cpu")
+    tables = Tables(result.metrics, result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    return exp, json.loads(json.dumps(rep.analyze(tables, exp)))
+
+
+def _words(exp, summary) -> tuple[str, str]:
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(exp, summary)
+    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+
+
+def test_words_of_a_real_tiny_run(tiny):
+    from mathdl.report import fmt
+
+    exp, summary = tiny
+    text, slides = _words(exp, summary)
+    assert summary["all_exact"] and "No counted grid point is misclassified" in text
+    assert r"Misclassified points: \num{0} for the half-plane, \num{0} for the intersections and \num{0} for the unions." in text
+    assert r"a grid of \num{101}$\times$\num{101} points of $[-\num{2},\num{2}]^2$" in text
+    # The backward pass against autograd, in units of the roundoff, parameters and input alike.
+    worst = max(summary["backprop_max_error_in_roundoff"], summary["backprop_max_input_error_in_roundoff"])
+    assert summary["backprop_within_roundoff"] == (worst <= rep.BACKPROP_ROUNDOFF_LIMIT) is True
+    assert (f"is {fmt(summary['backprop_max_relative_error'], 2)} (median "
+            f"{fmt(summary['backprop_median_relative_error'], 2)}), {fmt(summary['backprop_max_error_in_roundoff'], 2)} "
+            "times the unit roundoff") in text
+    assert r"Both are below \num{1000} times the unit roundoff, which rounding explains" in text
+    assert (r"on \num{40}~random networks with 1 and 3 hidden layers of widths 2 and 5 and logistic, tanh, ReLU, "
+            r"soft-plus and linear activations, in \texttt{float64} arithmetic") in text
+    # The finite differences against their own error estimate h^2/3 + 4u(R+1)/h.
+    h, r = summary["fd_step"], exp.params["activation_range"]
+    assert summary["fd_error_estimate"] == pytest.approx(h**2 / 3 + 4 * rep.UNIT_ROUNDOFF["float64"] * (r + 1) / h)
+    assert summary["activation_derivative_max_error"] <= summary["fd_error_estimate"]
+    assert f"They agree to {fmt(summary['activation_derivative_max_error'], 2)} at worst, within that estimate." in text
+    assert "within their own error" in slides and "is wrong" not in text + slides
+    # References into the survey only when the survey is in the document.
+    for ref in (r"\eqref{eq:activations}", r"\cref{thm:cybenko}", r"\cref{prop:backprop}"):
+        before = text.split(ref)[0]
+        assert before.rfind(r"\ifmathdlsurvey{}") > before.rfind(r"\fi"), ref
+    assert "(s)" not in text + slides and "--" not in text + slides and slides.count(r"\begin{frame}") == 2
+
+
+def test_words_follow_the_checks(tiny):
+    exp, base = tiny
+    s = copy.deepcopy(base)
+    s["constructions"][-1]["misclassified"] = 7
+    s.update(union_errors=7, total_errors=7, all_exact=False)
+    text, slides = _words(exp, s)
+    assert "Counted grid points are misclassified for the L-shape: that construction is wrong" in text
+    assert "No counted grid point" not in text and "a construction is wrong" in slides
+    s["constructions"][1]["misclassified"] = 2
+    text, _ = _words(exp, s)
+    assert "misclassified for the triangle and L-shape: those constructions are wrong" in text
+
+    s = copy.deepcopy(base)
+    s.update(backprop_within_roundoff=False, activation_derivatives_within_estimate=False)
+    text, slides = _words(exp, s)
+    assert "more than rounding explains: the hand-written backward pass disagrees with automatic differentiation" in text
+    assert "which rounding explains" not in text and "the backward pass is wrong" in slides
+    assert "They differ by up to" in text and "at worst, within that estimate" not in text
+    assert "more than their own error" in slides
+
+
+def test_words_in_the_singular(tiny):
+    exp, base = tiny
+    s = copy.deepcopy(base)
+    s.update(depths=[1], widths=[4], activations=["logistic"], n_networks_checked=1)
+    text, slides = _words(exp, s)
+    assert r"on \num{1}~random network with one hidden layer of width 4 and logistic activation, in" in text
+    assert r"\num{1}~random network:" in slides

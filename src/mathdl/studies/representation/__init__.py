@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from mathdl import backprop
-from mathdl.report import ReportPiece, booktabs_table, escape, figure_tex, fmt, slug
 
 DEFAULTS: dict[str, Any] = {
     "description": (
@@ -120,6 +119,10 @@ PARAMS_SCHEMA: dict[str, Any] = {
 UNIT_ROUNDOFF = {"float64": float(np.finfo(np.float64).eps / 2), "float32": float(np.finfo(np.float32).eps / 2)}
 # Drawn instead of an error of exactly 0 on the logarithmic axis (a fraction of the roundoff).
 ZERO_ERROR_FLOOR = 1e-3
+# Hand-written and automatic gradients agree "to rounding" when their relative difference is below
+# this many unit roundoffs: both sum the same products, in possibly different orders, and the
+# error of such sums grows with their length (here at most a few hundred terms per entry).
+BACKPROP_ROUNDOFF_LIMIT = 1000
 FIGURES = ("decision_regions", "backprop_check", "activations")
 CONSTRUCTION_METRICS = ("misclassified", "evaluated_points", "excluded_points", "boundary_disagreements")
 
@@ -464,7 +467,9 @@ def analyze(tables, experiment) -> dict:
     run_dtype = wide["run_id"].map(dtypes) if dtypes is not None else pd.Series(p["dtype"], index=wide.index)
     roundoff = max(UNIT_ROUNDOFF[d] for d in set(run_dtype)) if len(wide) else UNIT_ROUNDOFF[p["dtype"]]
     in_roundoff = wide["relative_error"] / run_dtype.map(UNIT_ROUNDOFF)
+    input_in_roundoff = wide["input_relative_error"] / run_dtype.map(UNIT_ROUNDOFF)
     max_err = float(wide["relative_error"].max()) if len(wide) else float("nan")
+    worst_in_roundoff = max(float(in_roundoff.max()), float(input_in_roundoff.max())) if len(wide) else float("nan")
 
     fd = m[m["metric"] == "fd_derivative_error"].groupby("split")["value"].max()
     n_grid = int(p["grid_size"]) ** 2
@@ -491,12 +496,25 @@ def analyze(tables, experiment) -> dict:
         "backprop_max_error_in_roundoff": float(in_roundoff.max()) if len(wide) else float("nan"),
         "backprop_max_input_relative_error": float(wide["input_relative_error"].max()) if len(wide) else float("nan"),
         "backprop_max_loss_relative_error": float(wide["loss_relative_error"].max()) if len(wide) else float("nan"),
+        "backprop_max_input_error_in_roundoff": float(input_in_roundoff.max()) if len(wide) else float("nan"),
+        "backprop_roundoff_limit": BACKPROP_ROUNDOFF_LIMIT,
+        # Parameter and input gradients both within the limit (in their run's unit roundoff).
+        "backprop_within_roundoff": bool(worst_in_roundoff <= BACKPROP_ROUNDOFF_LIMIT),
         "backprop_by_activation": per_activation,
         "fd_step": float(p["fd_step"]),
         "kink_margin": float(p["kink_margin"]),
         "activation_derivative_errors": {k: float(v) for k, v in fd.items()},
         "activation_derivative_max_error": float(fd.max()),
+        "fd_error_estimate": fd_error_estimate(p["fd_step"], p["activation_range"]),
+        "activation_derivatives_within_estimate": bool(float(fd.max()) <= fd_error_estimate(p["fd_step"], p["activation_range"])),
     }
+
+
+def fd_error_estimate(step: float, z_range: float) -> float:
+    """What the central difference (s(z + h) - s(z - h)) / 2h itself may be off by, in float64:
+    truncation h^2 max|s'''| / 6 <= h^2 / 3 (|s'''| <= 2 for these activations, tanh's at 0) and
+    rounding of about 4 u (R + 1) / h (a few ulps of values |s(z)| <= |z| + 1 <= R + 1, divided by 2h)."""
+    return step**2 / 3 + 4 * UNIT_ROUNDOFF["float64"] * (z_range + 1) / step
 
 
 # ----------------------------------------------------------------------------- figures
@@ -590,165 +608,13 @@ def _draw_outline(ax, shape: Shape, extent: float, colour) -> None:
         ax.plot(v[:, 0], v[:, 1], color=colour, linestyle="--", linewidth=1)
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- words
 
 
-def report(experiment, summary, figure_dir: str, prefix: str) -> ReportPiece:
-    """The subsection: the constructions as a proposition, the checks, three figures, one table."""
-    s = slug(experiment.name)
-    P = prefix
-    macros = {
-        f"{P}HalfspaceErrors": fmt(summary["halfspace_errors"]),
-        f"{P}IntersectionErrors": fmt(summary["intersection_errors"]),
-        f"{P}UnionErrors": fmt(summary["union_errors"]),
-        f"{P}GridSize": fmt(summary["grid_size"]),
-        f"{P}GridPoints": fmt(summary["grid_points"]),
-        f"{P}GridExtent": fmt(summary["grid_extent"]),
-        f"{P}BoundaryMargin": fmt(summary["boundary_margin"]),
-        f"{P}NumNetworks": fmt(summary["n_networks_checked"]),
-        f"{P}BackpropMaxRelativeError": fmt(summary["backprop_max_relative_error"], 2),
-        f"{P}BackpropMedianRelativeError": fmt(summary["backprop_median_relative_error"], 2),
-        f"{P}BackpropMaxInputRelativeError": fmt(summary["backprop_max_input_relative_error"], 2),
-        f"{P}BackpropErrorInRoundoff": fmt(summary["backprop_max_error_in_roundoff"], 2),
-        f"{P}UnitRoundoff": fmt(summary["unit_roundoff"], 2),
-        f"{P}FdStep": fmt(summary["fd_step"]),
-        f"{P}KinkMargin": fmt(summary["kink_margin"]),
-        f"{P}ActivationDerivativeMaxError": fmt(summary["activation_derivative_max_error"], 2),
-    }
-    depths = ", ".join(str(d) for d in summary["depths"])
-    widths = ", ".join(str(w) for w in summary["widths"])
-    acts = ", ".join(escape(a) for a in summary["activations"])
-    verdict = (
-        "No grid point away from a boundary is misclassified: the networks represent their sets exactly."
-        if summary["all_exact"]
-        else "Some grid points away from the boundaries are misclassified (see the table): a construction is wrong."
-    )
-    rows = [
-        [escape(e["label"]), KIND_LABELS[e["kind"]], escape(e["architecture"]), fmt(e["evaluated_points"]),
-         fmt(e["excluded_points"]), fmt(e["misclassified"])]
-        for e in summary["constructions"]
-    ]
-    table = booktabs_table(
-        ["set", "kind", "layers", "counted", "near boundary", "misclassified"],
-        rows,
-        caption=(
-            f"The step networks on the grid of \\{P}GridPoints{{}} points: layer widths (input first), grid "
-            f"points counted, grid points within \\{P}BoundaryMargin{{}} of the boundary (not counted), and "
-            "misclassified points among those counted."
-        ),
-        label=f"tab:{s}",
-    )
-    section = "\n".join([
-        f"\\subsection{{{escape(experiment.title)}}}",
-        f"\\label{{sec:{s}}}",
-        escape(experiment.description),
-        "",
-        r"\paragraph{Step networks draw polygons.}",
-        r"With the step $H(t)=\ind[t\ge0]$ of \eqref{eq:activations}, the threshold unit of "
-        r"\citet{mcculloch1943logical}, networks can be written down rather than trained.",
-        "",
-        f"\\begin{{proposition}}\\label{{prop:{s}}}",
-        r"  (i) The neuron $x\mapsto H(w^\top x+b)$ is the indicator of the closed half-space "
-        r"$\{x: w^\top x+b\ge0\}$. (ii) For $h\in\{0,1\}^k$, $H(\sum_i h_i-k+\tfrac12)=\min_i h_i$ (AND) and "
-        r"$H(\sum_i h_i-\tfrac12)=\max_i h_i$ (OR). Hence a layer of $k$ step neurons followed by an AND neuron "
-        r"computes the indicator of an intersection of $k$ closed half-spaces, a convex polyhedron, and two hidden "
-        r"layers (half-spaces, then one AND neuron per piece) followed by an OR neuron compute the indicator of any "
-        r"finite union of convex polyhedra; in the plane, of every closed polygon, which is the union of the "
-        r"triangles of a triangulation.",
-        r"\end{proposition}",
-        "",
-        r"Since the logistic satisfies $s(\beta t)\to H(t)$ for $t\ne0$ as $\beta\to\infty$, the same networks with "
-        r"steep logistic units approximate these indicators away from the boundaries; the proof of "
-        r"\citet{cybenko1989approximation} (\cref{thm:cybenko}) rests on this limit, which reduces the "
-        r"question to half-spaces.",
-        "",
-        f"We wrote down five step networks (\\cref{{tab:{s}}}, \\cref{{fig:{s}-regions}}): one neuron (a half-plane), "
-        "three and four neurons with an AND neuron (a triangle and a square), and two hidden layers with an OR neuron "
-        "(a triangle or a square, disjoint; and a non-convex L-shape as the union of two rectangles). Each was "
-        f"evaluated on a grid of \\{P}GridSize$\\times$\\{P}GridSize{{}} points of "
-        f"$[-\\{P}GridExtent,\\{P}GridExtent]^2$ and compared with the indicator of its set computed from the set's "
-        "vertices alone (the sign of a cross product for the half-plane, even-odd ray casting for polygons). Grid "
-        f"points closer than \\{P}BoundaryMargin{{}} to the boundary, where the value of the closed set at a point "
-        "on the boundary is decided by rounding (and the even-odd rule is half-open), are not counted. Misclassified "
-        "points: "
-        f"\\{P}HalfspaceErrors{{}} for the half-plane, \\{P}IntersectionErrors{{}} for the intersections and "
-        f"\\{P}UnionErrors{{}} for the unions. {verdict}",
-        "",
-        r"\paragraph{Backpropagation by hand.}",
-        r"The lecture's pseudo-code, backpropagation as introduced by \citet{rumelhart1986learning} and written "
-        r"in \citet[Section~6.5]{goodfellow2016deep}, runs forward through linear and activation layers storing their inputs $x_t$, then backward with the "
-        r"row vectors $\delta_t=\partial L/\partial x_t$: $\delta_t=\delta_{t+1}J_t$ with the layer's Jacobian "
-        r"$J_t=W_t$ for a linear layer and $J_t=\diag\sigma'(z_t)$ for an activation, and "
-        r"$\partial L/\partial W_t=\delta_{t+1}^\top x_t^\top$, $\partial L/\partial b_t=\delta_{t+1}^\top$; "
-        r"this is \cref{prop:backprop} in row-vector form. We implemented it in NumPy for the squared loss "
-        r"$L=\frac1{2N}\sum_i\norm{f(x_i)-y_i}^2$ and compared it with \texttt{torch.autograd} on "
-        f"\\{P}NumNetworks{{}} random networks ({depths} hidden layers of widths {widths}; {acts}) in "
-        f"{escape(summary['dtype'])} (\\cref{{fig:{s}-backprop}}). The largest relative error of all parameter "
-        f"gradients together, $\\norm{{g_{{\\mathrm{{hand}}}}-g_{{\\mathrm{{auto}}}}}}/\\norm{{g_{{\\mathrm{{auto}}}}}}$, "
-        f"is \\{P}BackpropMaxRelativeError{{}} (median \\{P}BackpropMedianRelativeError), "
-        f"\\{P}BackpropErrorInRoundoff{{}} times the unit roundoff \\{P}UnitRoundoff; that of the gradient with "
-        f"respect to the input is \\{P}BackpropMaxInputRelativeError. Both compute the same sums of products, "
-        "in possibly different orders.",
-        "",
-        r"\paragraph{Activations.}",
-        f"\\Cref{{fig:{s}-activations}} shows the step, logistic, $\\tanh$, ReLU, soft-plus and identity and their "
-        f"derivatives. Against central differences with step \\{P}FdStep{{}} at points farther than "
-        f"\\{P}KinkMargin{{}} from a kink (0 for the step and ReLU), the derivatives used by the backward pass "
-        f"agree to \\{P}ActivationDerivativeMaxError{{}} at worst, the size of the truncation and rounding errors "
-        "of the difference quotient.",
-        "",
-        figure_tex(
-            figure_dir, "decision_regions",
-            r"Decision regions of the step networks (shaded: output 1) and the exact sets (dashed); above "
-            r"each panel the layer widths and the number of misclassified grid points.",
-            f"fig:{s}-regions"),
-        "",
-        table,
-        "",
-        figure_tex(
-            figure_dir, "backprop_check",
-            r"Relative error of the hand-written gradients against \texttt{torch.autograd}, one point per "
-            r"random network, by depth and activation; the dashed line is the unit roundoff, and errors of exactly "
-            r"zero are drawn at a thousandth of it.",
-            f"fig:{s}-backprop", width=r"0.75\linewidth"),
-        "",
-        figure_tex(
-            figure_dir, "activations",
-            r"The activations (left) and their derivatives (right). The step's derivative is 0 away from "
-            r"0, where it has a Dirac mass; ReLU's jumps from 0 to 1 at 0.",
-            f"fig:{s}-activations"),
-        "",
-    ])
-    slides = "\n".join([
-        f"\\begin{{frame}}{{{escape(experiment.title)}: step networks}}",
-        f"  \\includegraphics[width=\\linewidth]{{{figure_dir}/decision_regions.pdf}}",
-        r"  \small",
-        r"  \begin{itemize}",
-        r"    \item one step neuron $H(w^\top x+b)$: a half-plane; $k$ neurons $+$ AND ($-k+\frac12$): a convex polygon;"
-        r" two hidden layers $+$ OR ($-\frac12$): any union of polygons",
-        f"    \\item misclassified points of \\{P}GridPoints: half-plane \\{P}HalfspaceErrors, intersections "
-        f"\\{P}IntersectionErrors, unions \\{P}UnionErrors{{}} (boundary $\\pm$\\{P}BoundaryMargin{{}} excluded)",
-        r"  \end{itemize}",
-        r"  \src{McCulloch and Pitts (1943); Cybenko (1989)}",
-        r"\end{frame}",
-        "",
-        f"\\begin{{frame}}{{{escape(experiment.title)}: backpropagation by hand}}",
-        r"  \begin{columns}",
-        r"    \begin{column}{0.48\textwidth}",
-        f"      \\includegraphics[width=\\linewidth]{{{figure_dir}/backprop_check.pdf}}",
-        r"    \end{column}",
-        r"    \begin{column}{0.5\textwidth}\small",
-        r"      \begin{itemize}",
-        r"        \item $\delta_t=\delta_{t+1}J_t$, $J_t=W_t$ or $\mathrm{diag}\,\sigma'(z_t)$;"
-        r" $\partial L/\partial W_t=\delta_{t+1}^\top x_t^\top$",
-        f"        \\item \\{P}NumNetworks{{}} random networks: max relative error vs autograd "
-        f"\\{P}BackpropMaxRelativeError{{}} ({escape(summary['dtype'])})",
-        f"        \\item $\\sigma'$ vs finite differences: \\{P}ActivationDerivativeMaxError",
-        r"      \end{itemize}",
-        r"    \end{column}",
-        r"  \end{columns}",
-        r"  \src{Rumelhart, Hinton and Williams (1986); Goodfellow, Bengio and Courville (2016)}",
-        r"\end{frame}",
-        "",
-    ])
-    return ReportPiece(macros=macros, section=section, slides=slides)
+def context(experiment, summary) -> dict:
+    """What the templates need beyond the summary: the table's cells, the activations' names."""
+    from mathdl.report import ACTIVATION_NAMES, escape, fmt, named
+
+    rows = [[escape(e["label"]), KIND_LABELS[e["kind"]], escape(e["architecture"]), fmt(e["evaluated_points"]),
+             fmt(e["excluded_points"]), fmt(e["misclassified"])] for e in summary["constructions"]]
+    return {"rows": rows, "activation_names": [named(ACTIVATION_NAMES, a) for a in summary["activations"]]}
