@@ -112,6 +112,8 @@ def test_peak_statistics_of_a_double_descent_curve():
     peak, over_best, _ = dd.peak_statistics(ratios, [np.nan, 0.3, 0.6, np.inf, 0.35, 0.2])  # a diverged size
     assert peak == 0.9 and over_best == pytest.approx(2.0)
     assert all(math.isnan(v) for v in dd.peak_statistics(ratios, [np.nan] * 6))
+    # The smallest models' underfitting is the largest error, not the peak.
+    assert dd.peak_statistics([0.25, 0.5, 1.0, 2.0], [0.9, 0.3, 0.6, 0.2])[:2] == (1.0, pytest.approx(2.0))
 
 
 # ----------------------------------------------------------------------------- the science, on digits
@@ -135,7 +137,44 @@ def test_random_features_test_error_and_norm_peak_at_N_equal_n_on_digits():
     assert summary["network"] == {} and summary["nn_peak_params_over_nK"] is None
 
 
-def test_compute_analyze_figures_report(tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def _final_curves(tables, method: str, noise: float, split: str, metric: str = "error") -> pd.DataFrame:
+    """Rows: size ratio; columns: seed; the last recorded epoch's value (minimum norm for random features)."""
+    m = tables.metrics.merge(tables.runs[["run_id", "seed", "params.method", "task.label_noise"]], on="run_id")
+    m = m[(m["params.method"] == method) & (m["task.label_noise"] == noise) & (m["split"] == split)
+          & (m["metric"] == metric) & ((m["ridge"] == 0) | m["ridge"].isna())]
+    m = m[m["epoch"] == m.groupby(["run_id", "width"])["epoch"].transform("max")]
+    return m.pivot(index="ratio", columns="seed", values="value")
+
+
+def _peak_after_first_descent(ratios, errors) -> tuple[float, float]:
+    """(r*, E(r*) / min_{r<1} E): the largest error at or after the classical optimum below N = n."""
+    errors = np.asarray(errors)
+    best = int(np.argmin(np.where(np.asarray(ratios) < 1, errors, np.inf)))
+    peak = best + int(np.argmax(errors[best:]))
+    return float(ratios[peak]), float(errors[peak] / errors[best])
+
+
+def _has_line(ax, y) -> bool:
+    return any(len(line.get_ydata()) == len(y) and np.allclose(line.get_ydata(), y, rtol=1e-6)
+               for line in ax.get_lines())
+
+
+def test_compute_analyze_figures_report(tmp_path, root, drawn):
     experiment = {**TINY, "sweep": {"task.label_noise": [0.0, 0.2], "params.method": ["random_features", "network"]}}
     plan, exp, tables = _run(experiment)
     m = tables.metrics
@@ -151,18 +190,34 @@ def test_compute_analyze_figures_report(tmp_path, root):
     assert sorted(nn["epoch"].unique()) == eval_epochs(60, 4)  # the engine's schedule, every size
 
     summary = _summary(tables, exp)
-    for key in ("peak_location_ratio", "peak_over_best_below", "nn_peak_params_over_nK"):
-        assert set(summary[key]) >= {"mean", "ci_low", "ci_high"}, key
     assert summary["headline_label_noise"] == 0.2 and summary["label_noises"] == [0.0, 0.2]
     assert sorted(summary["random_features"]) == sorted(summary["network"]) == ["0", "0.2"]
     assert summary["network"]["0.2"]["widths"] == list(sizes["width"])
-    assert summary["peak_location_ratio"]["mean"] == 1.0
     assert "final" in summary["numbers"]
+    # The headline peaks (label noise 0.2) against the raw final rows, per seed: random features peak
+    # at N = n (test error 0.91 against 0.58 at the best N < n); the networks only descend, so their
+    # "peak" is the smallest size and its ratio to the best below 1 is 1.
+    for method, location, over_best in (("random_features", "peak_location_ratio", "peak_over_best_below"),
+                                        ("network", "nn_peak_params_over_nK", "nn_peak_over_best_below")):
+        test = _final_curves(tables, method, 0.2, "test")
+        peaks = np.array([_peak_after_first_descent(test.index, test[seed]) for seed in (0, 1)])
+        assert summary[location]["per_seed"] == pytest.approx(peaks[:, 0].tolist(), rel=1e-12), method
+        assert summary[location]["mean"] == pytest.approx(peaks[:, 0].mean(), rel=1e-12), method
+        assert summary[over_best]["mean"] == pytest.approx(peaks[:, 1].mean(), rel=1e-12), method
+        assert [e["mean"] for e in summary[method]["0.2"]["test_error"]] == pytest.approx(test.mean(axis=1).tolist())
+    assert summary["peak_location_ratio"]["per_seed"] == [1.0, 1.0] and summary["peak_over_best_below"]["mean"] > 1.5
+    assert summary["nn_peak_params_over_nK"]["mean"] == pytest.approx(85 / 600)  # width 7: 7 * 65 + 80 parameters
 
     names = dd.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == [*dd.FIGURES["random_features"], *dd.FIGURES["network"]]
+    assert names == [*dd.FIGURES["random_features"], *dd.FIGURES["network"]] == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    for figure, method in (("rf_double_descent", "random_features"), ("nn_double_descent", "network")):
+        errors = drawn[figure].axes[0]  # the error rates: test and train, each label noise
+        for noise in (0.0, 0.2):
+            for split in ("test", "train"):
+                assert _has_line(errors, _final_curves(tables, method, noise, split).mean(axis=1)), (figure, noise, split)
+        assert any(list(line.get_xdata()) == [1.0, 1.0] for line in errors.get_lines())  # the threshold
 
     from mathdl.templating import render_experiment
 
