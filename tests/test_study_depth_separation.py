@@ -292,12 +292,12 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
         np.testing.assert_array_equal(line.get_ydata(), ds.sawtooth(line.get_xdata(), k))
     np.testing.assert_array_equal(counts.get_lines()[0].get_ydata(), [2, 4, 8])  # counted pieces
     (ax,) = drawn["shallow_fit"].axes
-    # Per k: the best errors found (floored at 1e-12), then the bound (1 - W/2^(k-1))/12 where positive
+    # Per k: the best errors found, then the bound (1 - W/2^(k-1))/12 where positive
     # (no such width for k = 1).
     fit1, fit2, bound2, fit3, bound3 = ax.get_lines()
     for k, fit in zip([1, 2, 3], [fit1, fit2, fit3]):
-        np.testing.assert_allclose(fit.get_ydata(), np.maximum([summary["shallow_best_l2_error"][str(k)][str(w)]
-                                                                for w in fit.get_xdata()], 1e-12))
+        np.testing.assert_allclose(fit.get_ydata(), [summary["shallow_best_l2_error"][str(k)][str(w)]
+                                                     for w in fit.get_xdata()])
     for k, bound in zip([2, 3], [bound2, bound3]):
         np.testing.assert_array_equal(bound.get_xdata(), np.arange(1, 2 ** (k - 1)))
         np.testing.assert_allclose(bound.get_ydata(), (1 - bound.get_xdata() / 2 ** (k - 1)) / 12)
@@ -355,7 +355,7 @@ def test_words_of_a_real_tiny_run(tiny, root):
     exp, summary = tiny
     text, slides = _words(exp, summary)
     # The bound as proved (teeth), never the count by pieces as a bound.
-    assert r"\frac1{12}\bigl(1 - W/2^{k-1}\bigr)_{+}" in text and r"\citet[Theorem~1.1]{telgarsky2016benefits}" in text
+    assert r"\frac1{12}\Bigl(1 - \frac{W}{2^{k-1}}\Bigr)_{+}" in text and r"\citet[Theorem~1.1]{telgarsky2016benefits}" in text
     assert "with $2^k$ in place of $2^{k-1}$ it would be false" in text
     assert summary["shallow_bound_violations"] == 0 and summary["shallow_bound_checks"] == 3
     assert (f"The bound held for the networks found (Figure~\\ref{{fig:ds-fit}}): at all \\num{{3}} pairs $(k, W)$ "
