@@ -53,7 +53,27 @@ def test_slope_fit_recovers_a_power_law():
     assert slope == pytest.approx(-0.5, abs=1e-12) and math.exp(intercept) == pytest.approx(3.0, rel=1e-10)
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def _has_line(ax, y) -> bool:
+    return any(len(line.get_ydata()) == len(y) and np.allclose(line.get_ydata(), y, rtol=1e-9)
+               for line in ax.get_lines())
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     config = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0, 1], "params": TINY}}}
     plan, exp, tables = _run(config)
     assert list(tables.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
@@ -62,8 +82,26 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
 
     summary = json.loads(json.dumps(lt.analyze(tables, exp), allow_nan=False))
     assert summary["widths"] == [16, 64, 256]
-    for key in ("weight_change_slope", "ntk_change_slope", "linearization_gap_slope"):
-        assert summary[key]["mean"] < 0  # everything shrinks with width, even at these sizes
+    # Per seed, a least squares line through (log m, log value) of the raw rows: about -1/2 for the
+    # weight change (-0.42 and -0.45), steeper and more scattered for the kernel and the output.
+    m = tables.metrics
+
+    def rows(split, metric):  # (epoch: width or alpha index, run)
+        return m[(m["split"] == split) & (m["metric"] == metric)].pivot(index="epoch", columns="run_id", values="value")
+
+    for metric in ("weight_change", "ntk_change", "linearization_gap"):
+        t = rows("width", metric)
+        slopes = [np.polyfit(np.log(t.index), np.log(t[run]), 1)[0] for run in t]
+        assert summary[f"{metric}_slope"]["per_seed"] == pytest.approx(slopes, rel=1e-9), metric
+        assert summary[f"{metric}_slope"]["mean"] == pytest.approx(np.mean(slopes), rel=1e-9) and max(slopes) < 0
+    assert summary["weight_change_slope"]["mean"] == pytest.approx(-0.5, abs=0.1)
+    alpha = rows("alpha", "weight_change")  # alphas 0.1, 1, 10: the slope over alpha >= 1
+    assert summary["alpha_weight_change_slope"]["mean"] == pytest.approx(
+        np.mean([np.polyfit(np.log([1.0, 10.0]), np.log(alpha[run].iloc[1:]), 1)[0] for run in alpha]), rel=1e-9)
+    data = lt.make_data(exp.params)
+    baseline = float(((data["y_test"] - data["y_train"].mean()) ** 2).mean())
+    assert summary["test_mse_of_train_mean"] == pytest.approx(baseline, rel=1e-12)
+    assert summary["n_widths_net_below_train_mean"] == int((rows("width", "test_mse").mean(axis=1) < baseline).sum())
     # Our own ||theta_T - theta_0|| / ||theta_0|| (init redrawn from the seed) is the engine's.
     for mine, engine in zip(summary["weight_change"], summary["rel_dist_init_engine"]):
         assert mine["mean"] == pytest.approx(engine["mean"], rel=1e-9)
@@ -71,9 +109,20 @@ def test_compute_analyze_figures_report(registered, tmp_path, root):
     assert changes[0] > changes[1] > changes[2]  # lazier with the output scale
 
     names = lt.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(lt.FIGURES)
+    assert names == list(lt.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    (ax,) = drawn["changes_vs_width"].axes
+    for metric in ("weight_change", "ntk_change", "linearization_gap"):
+        assert _has_line(ax, rows("width", metric).mean(axis=1)), metric
+    first = rows("width", "weight_change").mean(axis=1).iloc[0]
+    assert _has_line(ax, first * np.sqrt(16 / np.array([16, 64, 256])))  # the reference m^(-1/2)
+    (ax,) = drawn["alpha_sweep"].axes
+    for metric in ("weight_change", "ntk_change", "train_mse"):
+        assert _has_line(ax, rows("alpha", metric).mean(axis=1)), metric
+    (ax,) = drawn["deep_layer_change"].axes
+    for layer in (1, 2, 3):
+        assert _has_line(ax, rows("deep", f"rel_dist_init_layer{layer}").mean(axis=1)), layer
 
     from mathdl.templating import render_experiment
 
