@@ -647,13 +647,14 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
         ax.plot(ws, [err[str(w)] for w in ws], "o-", ms=3, color=palette[i], label=f"k = {k}")
         wb = np.arange(1, 2 ** (k - 1))
         if len(wb):
-            ax.plot(wb, [shallow_lower_bound(int(w), k) for w in wb], ":", color=palette[i], lw=1.2)
+            # markers too: for k = 2 the bound is positive at W = 1 only
+            ax.plot(wb, [shallow_lower_bound(int(w), k) for w in wb], "v:", ms=3, color=palette[i], lw=1.2)
     ax.set_xscale("log", base=2)
     ax.set_ylim(-0.003, 0.09)  # every error is at most that of the best constant, 1/12
     ax.set_xlabel("width W of the one-hidden-layer network")
     ax.set_ylabel(r"$\int_0^1 (f - s_k)^2\,dx$")
     styles = [Line2D([], [], color="gray", marker="o", ms=3, label="best network found"),
-              Line2D([], [], color="gray", ls=":", lw=1.2, label="lower bound")]
+              Line2D([], [], color="gray", ls=":", marker="v", ms=3, lw=1.2, label="lower bound")]
     ax.legend(handles=ax.get_legend_handles_labels()[0] + styles, fontsize="small", ncols=4,
               loc="upper center", bbox_to_anchor=(0.5, -0.22))
     names.append(plots.save(fig, outdir, "shallow_fit", plot))
