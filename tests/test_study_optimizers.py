@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import numpy as np
@@ -171,7 +172,22 @@ def test_params_are_validated(registered):
         load_plan({"experiments": {"opt": {"study": "optimizers", "params": {"methods": ["adam"]}}}})
 
 
-def test_compute_analyze_figures_report(registered, tmp_path):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, drawn):
     from mathdl.config import load_plan
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
@@ -199,11 +215,31 @@ def test_compute_analyze_figures_report(registered, tmp_path):
     assert summary["lecture_f_star"] < 1e-25
     assert len([e for e in summary["landscapes"] if e["landscape"] == "lecture"]) == 1  # kappa ignored there
     json.dumps(summary, allow_nan=False)
+    # The fitted rates against the closed forms (written out here): GD contracts by (k-1)/(k+1) exactly;
+    # the tuned heavy ball and Nesterov have a double root, fitted a little above (sqrt k - 1)/(sqrt k + 1)
+    # and 1 - 1/sqrt k over 80 iterations; at k = 1 all three reach x* in one step.
+    root = np.sqrt(10)
+    rates = summary["rates"]
+    assert rates["gd"]["10"] == pytest.approx(9 / 11, abs=GD_TOL)
+    for method, closed in (("heavy_ball", (root - 1) / (root + 1)), ("nesterov", 1 - 1 / root)):
+        assert 0 <= rates[method]["10"] - closed < 0.05, method
+    assert [rates[m]["1"] for m in ("gd", "heavy_ball", "nesterov")] == [0.0, 0.0, 0.0]
+    assert summary["one_step_kappas"] == [1.0]
 
     names = opt.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(opt.FIGURES)
+    assert names == list(opt.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").is_file() and (tmp_path / f"{name}.png").is_file()
+    # GD from (-2, 1) on the kappa = 10 quadratic with the tuned step: x_t = (-2 r^t, (-r)^t), r = 9/11.
+    panel = next(ax for ax in drawn["paths"].axes if ax.get_title() == r"quadratic, $\kappa$ = 10")
+    (gd,) = [line for line in panel.get_lines() if line.get_label() == "GD"]
+    t = np.arange(81)
+    np.testing.assert_allclose(gd.get_xdata(), -2 * (9 / 11) ** t, rtol=1e-9, atol=1e-300)
+    np.testing.assert_allclose(gd.get_ydata(), (-9 / 11) ** t, rtol=1e-9, atol=1e-300)
+    (ax,) = drawn["rates"].axes
+    fitted = {line.get_label(): line.get_ydata() for line in ax.get_lines() if not line.get_label().startswith("_")}
+    for label, method in (("GD", "gd"), ("heavy ball", "heavy_ball"), ("Nesterov", "nesterov"), ("AdaGrad", "adagrad")):
+        np.testing.assert_allclose(fitted[label], [rates[method]["1"], rates[method]["10"]])
 
     piece = render_experiment(exp, summary)
     assert piece.section.lstrip().startswith(r"\subsection{opt}")
@@ -214,11 +250,20 @@ def test_compute_analyze_figures_report(registered, tmp_path):
 
 # ----------------------------------------------------------------------------- the words (templates)
 
-# The paper's text width (a4, 2.4 cm margins) and the beamer 16:9 frame's, in inches: a figure's
-# fonts print at (their size) x (shown width / drawn width).
+# The paper's text width (a4, 2.4 cm margins) and the text area of a beamer 16:9 frame (433 x 244 pt),
+# in inches: a figure's fonts print at (their size) x (shown size / drawn size).
 PAPER_TEXT_WIDTH_IN = (210 - 2 * 24) / 25.4
-SLIDE_TEXT_WIDTH_IN = 140 / 25.4
+SLIDE_TEXT_WIDTH_IN, SLIDE_TEXT_HEIGHT_IN = 433.34 / 72.27, 244.07 / 72.27
 MIN_PRINTED_PT = 7
+
+
+def _printed_min_pt(fig, width_in: float, height_in: float = math.inf) -> float:
+    """The smallest font of a figure as printed in a box of width x height (never enlarged)."""
+    fig_w, fig_h = fig.get_size_inches()
+    scale = min(1.0, width_in / fig_w, height_in / fig_h)
+    fig.canvas.draw()
+    texts = fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
+    return min(t.get_fontsize() for t in texts if t.get_visible() and t.get_text()) * scale
 
 
 def _tiny(params, sweep):
@@ -410,12 +455,10 @@ def test_figures_tell_the_methods_apart_and_print_readably(tiny_run, tmp_path, m
     assert min(np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1:]) > 0.25
     assert len({ls for _, ls in styles.values()}) == 4
     # every label, tick and legend entry prints at 7 pt or more where the figure is shown
-    shown = {"paths": PAPER_TEXT_WIDTH_IN, "suboptimality": PAPER_TEXT_WIDTH_IN, "rates": 0.8 * PAPER_TEXT_WIDTH_IN,
-             "slide_quadratic": SLIDE_TEXT_WIDTH_IN, "slide_lecture": SLIDE_TEXT_WIDTH_IN}
-    for name, width in shown.items():
-        fig = drawn[name]
-        scale = min(1.0, width / fig.get_size_inches()[0])  # never shown larger than drawn
-        fig.canvas.draw()
-        sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
-                 if t.get_visible() and t.get_text()]
-        assert min(sizes) * scale >= MIN_PRINTED_PT, (name, min(sizes) * scale)
+    # as the templates include them: the paper at (a fraction of) the text width, the slides at the frame's
+    # width and at most 0.66 of its height
+    shown = {"paths": (PAPER_TEXT_WIDTH_IN,), "suboptimality": (PAPER_TEXT_WIDTH_IN,), "rates": (0.8 * PAPER_TEXT_WIDTH_IN,),
+             "slide_quadratic": (SLIDE_TEXT_WIDTH_IN, 0.66 * SLIDE_TEXT_HEIGHT_IN),
+             "slide_lecture": (SLIDE_TEXT_WIDTH_IN, 0.66 * SLIDE_TEXT_HEIGHT_IN)}
+    for name, box in shown.items():
+        assert _printed_min_pt(drawn[name], *box) >= MIN_PRINTED_PT, (name, _printed_min_pt(drawn[name], *box))
