@@ -247,6 +247,7 @@ def test_words_when_no_run_fits_some_level(tiny_summary):
                            slowest_fit_label_noise=1.0, every_run_fits_at_final_epoch=0)
     assert "at $p=1$ none of the runs reaches a training error of zero" in text
     assert "The slowest fit is at" not in text and "Every run" not in text
+    assert "at $p=1$ no run fits" in slides and "0 %" not in slides
 
 
 @pytest.mark.parametrize("against, words", [

@@ -407,7 +407,7 @@ def test_words_on_the_selected_weight_decay_at_the_edge_of_its_grid(tiny_summary
     exp, summary = tiny_summary
     assert summary["nn_weight_decays"] == [0.0, 0.01]
     text, _ = _render(exp, summary, nn_peak_selected_weight_decay=chosen)
-    assert f"(chosen most often: {chosen:g}, {words}" in text
+    assert f"ties going to the weaker: {chosen:g}, {words}" in text
 
 
 def test_words_on_the_bump(tiny_summary):
