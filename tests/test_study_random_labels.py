@@ -135,9 +135,32 @@ def test_compute_adds_the_complexity_of_each_training_set(tiny):
         np.testing.assert_allclose(df["value"], expected, rtol=1e-12)
 
 
+def _per_run(tables) -> pd.DataFrame:
+    """From the raw rows, per run: p, seed, final test accuracy, the first epoch with no training point
+    misclassified (error below 1/(2n), n = 100), and Arora's complexity over n."""
+    m = tables.metrics.merge(tables.runs[["run_id", "seed", "task.label_noise"]], on="run_id")
+    err = m[m["metric"] == "error"]
+    final = err[(err["split"] == "test") & (err["epoch"] == err["epoch"].max())].set_index("run_id")["value"]
+    train = err[err["split"] == "train"]
+    fitted = train[train["value"] < 0.5 / 100].groupby("run_id")["epoch"].min()
+    arora = m[m["metric"] == "arora_complexity"].set_index("run_id")["value"] / 100
+    out = tables.runs.set_index("run_id")[["seed", "task.label_noise"]].rename(columns={"task.label_noise": "p"})
+    return out.assign(test_accuracy=1 - final, epochs_to_fit=fitted, complexity=arora)
+
+
 def test_clean_labels_generalize_and_random_labels_are_fitted_slower(tiny):
     _, exp, tables, _ = tiny
     summary = json.loads(json.dumps(rl.analyze(tables, exp), allow_nan=False))
+    # The numbers against the raw rows.
+    runs = _per_run(tables)
+    by_p = runs.groupby("p")[["test_accuracy", "epochs_to_fit", "complexity"]].mean()
+    assert [pt["test_accuracy"]["mean"] for pt in summary["points"]] == pytest.approx(by_p["test_accuracy"].tolist())
+    assert [pt["epochs_to_fit"]["mean"] for pt in summary["points"]] == pytest.approx(by_p["epochs_to_fit"].tolist())
+    assert [pt["arora_complexity_per_n"]["mean"] for pt in summary["points"]] == pytest.approx(by_p["complexity"].tolist())
+    fit = runs.pivot(index="seed", columns="p", values="epochs_to_fit")
+    assert summary["fit_time_ratio"]["mean"] == pytest.approx((fit[1.0] / fit[0.0]).mean())
+    assert summary["arora_ratio"]["mean"] == pytest.approx(by_p.loc[1.0, "complexity"] / by_p.loc[0.0, "complexity"])
+    assert summary["test_accuracy_clean"]["mean"] == pytest.approx(by_p.loc[0.0, "test_accuracy"])
     assert summary["label_noise"] == [0.0, 0.5, 1.0]
     assert summary["train_accuracy_min"] == 1.0 and summary["fitted_fraction_min"] == 1.0  # every labelling is fitted
     assert summary["test_accuracy_clean"]["mean"] > 0.7
@@ -151,13 +174,43 @@ def test_clean_labels_generalize_and_random_labels_are_fitted_slower(tiny):
     assert summary["selection"].startswith("final epoch")
 
 
-def test_figures_and_report(tiny, tmp_path, root):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def _has_line(ax, y) -> bool:
+    return any(len(line.get_ydata()) == len(y) and np.allclose(line.get_ydata(), y, rtol=1e-6)
+               for line in ax.get_lines())
+
+
+def test_figures_and_report(tiny, tmp_path, root, drawn):
     plan, exp, tables, _ = tiny
     summary = json.loads(json.dumps(rl.analyze(tables, exp), allow_nan=False))
     names = rl.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(rl.FIGURES)
+    assert names == list(rl.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+    by_p = _per_run(tables).groupby("p")[["test_accuracy", "epochs_to_fit", "complexity"]].mean()
+    (ax,) = drawn["accuracy_vs_corruption"].axes
+    assert _has_line(ax, by_p["test_accuracy"]) and _has_line(ax, [1.0, 1.0, 1.0])  # test; train: every run fits
+    (ax,) = drawn["train_error_curves"].axes
+    m = tables.metrics.merge(tables.runs[["run_id", "task.label_noise"]], on="run_id")
+    train = m[(m["split"] == "train") & (m["metric"] == "error")]
+    for p, rows in train.groupby("task.label_noise"):
+        assert _has_line(ax, rows.groupby("epoch")["value"].mean()), p
+    fit_ax, complexity_ax = drawn["fit_time_and_complexity"].axes
+    assert _has_line(fit_ax, by_p["epochs_to_fit"]) and _has_line(complexity_ax, by_p["complexity"])
 
     piece = render_experiment(exp, summary)
     for name in names:
@@ -226,11 +279,13 @@ def _render(exp, summary, **changes) -> tuple[str, str]:
 
 
 def test_an_interval_against_a_value():
+    from mathdl.tables import interval_side
+
     ci = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
-    assert [rl._against(ci, v) for v in (0.3, 0.4, 0.5, 0.6, 0.7)] == [1, 0, 0, 0, -1]
-    assert rl._against({"mean": 0.5, "ci_low": None, "ci_high": None}, 0.3) == 1  # one value: its mean
-    assert rl._against({"mean": None, "ci_low": None, "ci_high": None}, 0.3) is None
-    assert rl._against(ci, None) is None
+    assert [interval_side(ci, v) for v in (0.3, 0.4, 0.5, 0.6, 0.7)] == [1, 0, 0, 0, -1]
+    assert interval_side({"mean": 0.5, "ci_low": None, "ci_high": None}, 0.3) == 1  # one value: its mean
+    assert interval_side({"mean": None, "ci_low": None, "ci_high": None}, 0.3) is None
+    assert interval_side(ci, None) is None
 
 
 def test_words_when_a_fit_is_lost_by_the_final_epoch(tiny_summary):

@@ -365,10 +365,6 @@ def _render(exp, summary, **changes) -> tuple[str, str]:
 
 def test_the_numbers_behind_the_words():
     assert reg._max_rise([3.0, 2.0, 2.2, 1.0]) == pytest.approx(0.1) and reg._max_rise([3.0, 2.0, 1.0]) == 0.0
-    ci = {"mean": 1.5, "ci_low": 0.9, "ci_high": 2.1}
-    assert reg._against_one(ci) == 0 and reg._against_one({**ci, "ci_low": 1.1}) == 1
-    assert reg._against_one({"mean": 0.5, "ci_low": None, "ci_high": None}) == -1  # one seed: its mean
-    assert reg._against_one({"mean": None, "ci_low": None, "ci_high": None}) is None
     assert reg.panel_sizes([5, 10, 20, 40, 80], 20) == [10, 20, 40] and reg.panel_sizes([4, 8], 8) == [4, 8]
     assert reg._mode([0.01, 0.0, 0.01, None]) == 0.01 and reg._mode([0.01, 0.0]) == 0.0 and reg._mode([]) is None
 

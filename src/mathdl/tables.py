@@ -62,6 +62,17 @@ def mean_ci_dict(values, level: float = CI_LEVEL) -> dict:
     return {"mean": json_number(mean), "ci_low": json_number(lo), "ci_high": json_number(hi)}
 
 
+def interval_side(ci: dict, value: float | None) -> int | None:
+    """Where a ``mean_ci_dict`` lies against ``value``: 1 entirely above, -1 entirely below, 0 where it
+    holds it; without an interval (a single value) its mean decides. None without a mean or a value.
+    The studies' words ('falls', 'above chance', ...) are chosen from it."""
+    if value is None or ci["mean"] is None:
+        return None
+    low = ci["mean"] if ci["ci_low"] is None else ci["ci_low"]
+    high = ci["mean"] if ci["ci_high"] is None else ci["ci_high"]
+    return 1 if low > value else -1 if high < value else 0
+
+
 def loglog_slope(x, y) -> tuple[float, float]:
     """Least-squares fit of log y = intercept + slope log x: (slope, intercept), the exponent p
     and the log-constant of y ~ c x^p."""

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
+from mathdl.tables import CI_LEVEL, interval_side, json_number, mean_ci_dict
 
 NOISE_KEY = "task.label_noise"
 # Sweep keys this study understands: the label-noise level, and the data draw as a replicate.
@@ -199,15 +199,6 @@ def run_table(tables) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["label_noise", "data_seed", "seed"], kind="stable").reset_index(drop=True)
 
 
-def _against(ci: dict, value: float | None) -> int | None:
-    """1 where the interval lies above ``value``, -1 below, 0 where it holds it (its mean, without an interval)."""
-    if value is None or ci["mean"] is None:
-        return None
-    low = ci["ci_low"] if ci["ci_low"] is not None else ci["mean"]
-    high = ci["ci_high"] if ci["ci_high"] is not None else ci["mean"]
-    return 1 if low > value else -1 if high < value else 0
-
-
 def _spearman(x, y) -> float:
     from scipy import stats
 
@@ -303,7 +294,7 @@ def analyze(tables, experiment) -> dict:
         "train_accuracy_min": json_number(min(train_means)) if train_means else None,
         "test_accuracy_full_corruption": full["test_accuracy"] if full else None,
         # At p = 1 against chance: 1 (the interval lies above it), -1 (below), 0 (it holds chance).
-        "test_accuracy_full_corruption_vs_chance": _against(full["test_accuracy"], chance) if full else None,
+        "test_accuracy_full_corruption_vs_chance": interval_side(full["test_accuracy"], chance) if full else None,
         "spearman_test_accuracy_vs_corruption": json_number(
             _spearman(noise, [_or_nan(pt["test_accuracy"]["mean"]) for pt in points])),
         # 1 where the mean test accuracy falls at every step of p (over the levels with a finite mean).
@@ -311,8 +302,8 @@ def analyze(tables, experiment) -> dict:
         "fit_time_ratio": fit_ratio_ci,
         "arora_ratio": arora_ratio_ci,
         # Each ratio against 1: 1 (its interval lies above), -1 (below), 0 (it holds 1); the mean without one.
-        "fit_time_ratio_vs_one": _against(fit_ratio_ci, 1.0),
-        "arora_ratio_vs_one": _against(arora_ratio_ci, 1.0),
+        "fit_time_ratio_vs_one": interval_side(fit_ratio_ci, 1.0),
+        "arora_ratio_vs_one": interval_side(arora_ratio_ci, 1.0),
         # Beside them.
         "train_accuracy_min_run": json_number(r["train_accuracy"].min()),
         # 1 where every run, at every p, ends with no misclassified training point (a diverged run does not).

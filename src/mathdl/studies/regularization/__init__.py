@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from mathdl.linalg import ridge_fit
-from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
+from mathdl.tables import CI_LEVEL, interval_side, json_number, mean_ci_dict
 
 PARTS = ("ridge", "networks")
 
@@ -355,15 +355,6 @@ def _max_rise(curve) -> float:
     return float(max(0.0, np.nanmax(rises))) if np.isfinite(rises).any() else math.nan
 
 
-def _against_one(ci: dict) -> int | None:
-    """1 where the interval lies above 1, -1 below, 0 where it holds 1 (its mean, without an interval)."""
-    if ci["mean"] is None:
-        return None
-    low = ci["ci_low"] if ci["ci_low"] is not None else ci["mean"]
-    high = ci["ci_high"] if ci["ci_high"] is not None else ci["mean"]
-    return 1 if low > 1 else -1 if high < 1 else 0
-
-
 def panel_sizes(sizes, dim: int) -> list[int]:
     """The sample sizes of the ridge figure's right panel: those of the grid nearest d/2, d and 2d."""
     sizes = np.asarray(sizes)
@@ -546,7 +537,7 @@ def _networks_summary(m: pd.DataFrame, runs: pd.DataFrame, params: dict, experim
         summary[key] = json_number(none[peak] / mean_k) if mean_k > 0 else None
         summary[f"{key}_per_seed"] = mean_ci_dict(ratios.to_numpy())
         # 1: the per-seed ratio's interval lies above 1 (regularized is better), -1: below, 0: it holds 1.
-        summary[f"{key}_vs_one"] = _against_one(summary[f"{key}_per_seed"])
+        summary[f"{key}_vs_one"] = interval_side(summary[f"{key}_per_seed"], 1.0)
     train = np.array([_mean(c) for c in summary["nn_train_error_none"]])
     fits = [w for w, e in zip(widths, train) if e <= params["interpolation_train_error"]]
     summary["nn_interpolation_width"] = fits[0] if fits else None

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mathdl.tables import CI_LEVEL, json_number, mean_ci_dict
+from mathdl.tables import CI_LEVEL, interval_side, json_number, mean_ci_dict
 from mathdl.tasks import n_outputs
 
 DEFAULTS: dict[str, Any] = {
@@ -252,19 +252,13 @@ def _loss_ratio(chosen: pd.DataFrame, arch: str, shallow: int, deep: int) -> dic
         return None
     ratios = (b[seeds] / a[seeds]).to_numpy(float)
     ci = geometric_mean_ci(ratios)
+    side = interval_side(ci, 1.0)
     return {**ci, "mean_kind": "geometric", "per_seed": [json_number(r) for r in ratios],
             "ratio_of_means": json_number(b[seeds].mean() / a[seeds].mean()),
             "shallow_depth": shallow, "deep_depth": deep,
             # The words' cases: the interval (the mean, with one seed) lies above 1 (the deeper network
             # trains worse), below 1 (better), or contains 1.
-            "above_one": int(_beyond_one(ci, 1)), "below_one": int(_beyond_one(ci, -1))}
-
-
-def _beyond_one(ci: dict, sign: int) -> bool:
-    """The interval lies entirely above 1 (sign 1) or below 1 (sign -1); without an interval, its mean."""
-    bound = ci["ci_low"] if sign > 0 else ci["ci_high"]
-    value = bound if bound is not None else ci["mean"]
-    return value is not None and sign * (value - 1) > 0
+            "above_one": int(side == 1), "below_one": int(side == -1)}
 
 
 def analyze(tables, experiment) -> dict:
