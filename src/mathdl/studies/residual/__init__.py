@@ -18,9 +18,11 @@ Measured, for every architecture, depth, learning rate and seed:
   beyond some point (the degradation problem: an optimization failure, not overfitting), and
   that of residual networks to keep falling. The learning rate is a per-run key, so every
   (architecture, depth) is one batched job over learning rates and seeds; the analysis reports,
-  for each (architecture, depth), the grid's learning rate with the lowest mean final training
-  loss over seeds: the question is whether the network can be trained at all, so the training
-  loss (the objective itself) selects, never the test split. ``plain_loss_ratio_deep_over_shallow``
+  for each (architecture, depth), the grid's learning rate with the fewest failed seeds, then the
+  lowest mean final training loss over seeds: the question is whether the network can be trained
+  at all, so the training loss (the objective itself) selects, never the test split. Where the
+  selected rate is the grid's smallest or largest (``lr_at_grid_edge``), a rate beyond the grid
+  might train better, and the text says so. ``plain_loss_ratio_deep_over_shallow``
   is the plain network's final training loss at depth 32 over that at depth 8 (per seed, then mean
   and confidence interval over seeds); a ratio above 1 is degradation.
 - the gradient norm of every linear layer l at initialization, ||grad_{(W_l, b_l)} L(theta_0)||
