@@ -279,11 +279,13 @@ def _render(exp, summary, **changes) -> tuple[str, str]:
 
 
 def test_an_interval_against_a_value():
+    from mathdl.tables import interval_side
+
     ci = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
-    assert [rl._against(ci, v) for v in (0.3, 0.4, 0.5, 0.6, 0.7)] == [1, 0, 0, 0, -1]
-    assert rl._against({"mean": 0.5, "ci_low": None, "ci_high": None}, 0.3) == 1  # one value: its mean
-    assert rl._against({"mean": None, "ci_low": None, "ci_high": None}, 0.3) is None
-    assert rl._against(ci, None) is None
+    assert [interval_side(ci, v) for v in (0.3, 0.4, 0.5, 0.6, 0.7)] == [1, 0, 0, 0, -1]
+    assert interval_side({"mean": 0.5, "ci_low": None, "ci_high": None}, 0.3) == 1  # one value: its mean
+    assert interval_side({"mean": None, "ci_low": None, "ci_high": None}, 0.3) is None
+    assert interval_side(ci, None) is None
 
 
 def test_words_when_a_fit_is_lost_by_the_final_epoch(tiny_summary):
