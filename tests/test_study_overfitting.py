@@ -370,11 +370,20 @@ def test_a_sweep_or_a_degree_past_interpolation_is_refused(registered):
 
 # ----------------------------------------------------------------------------- the words (templates)
 
-# The paper's text width (a4, 2.4 cm margins) and the beamer 16:9 frame's, in inches: a figure's
-# fonts print at (their size) x (shown width / drawn width).
+# The paper's text width (a4, 2.4 cm margins) and the text area of a beamer 16:9 frame (433 x 244 pt),
+# in inches: a figure's fonts print at (their size) x (shown size / drawn size).
 PAPER_TEXT_WIDTH_IN = (210 - 2 * 24) / 25.4
-SLIDE_TEXT_WIDTH_IN = 140 / 25.4
+SLIDE_TEXT_WIDTH_IN, SLIDE_TEXT_HEIGHT_IN = 433.34 / 72.27, 244.07 / 72.27
 MIN_PRINTED_PT = 7
+
+
+def _printed_min_pt(fig, width_in: float, height_in: float = math.inf) -> float:
+    """The smallest font of a figure as printed in a box of width x height (never enlarged)."""
+    fig_w, fig_h = fig.get_size_inches()
+    scale = min(1.0, width_in / fig_w, height_in / fig_h)
+    fig.canvas.draw()
+    texts = fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
+    return min(t.get_fontsize() for t in texts if t.get_visible() and t.get_text()) * scale
 
 
 @pytest.fixture(scope="module")
@@ -474,13 +483,9 @@ def test_figures_print_readably(tiny_run, tmp_path, monkeypatch):
     section, _ = _words(exp, summary)
     widths = {name: w for w, name in re.findall(r"includegraphics\[width=([0-9.]*)\\linewidth\]\{figures/of/(\w+)\.pdf\}",
                                                 section)}
-    shown = {name: float(widths[name] or 1) * PAPER_TEXT_WIDTH_IN for name in of.FIGURES if name in widths}
+    shown = {name: (float(widths[name] or 1) * PAPER_TEXT_WIDTH_IN,) for name in of.FIGURES if name in widths}
     assert set(shown) == {n for n in of.FIGURES if not n.startswith("slide_")}
-    shown.update({"slide_errors": SLIDE_TEXT_WIDTH_IN, "slide_margins": SLIDE_TEXT_WIDTH_IN})
-    for name, width in shown.items():
-        fig = drawn[name]
-        scale = min(1.0, width / fig.get_size_inches()[0])
-        fig.canvas.draw()
-        sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and hasattr(o, "get_text"))
-                 if t.get_visible() and t.get_text()]
-        assert min(sizes) * scale >= MIN_PRINTED_PT, (name, min(sizes) * scale)
+    # the slides: the frame's width and at most 0.62 of its height
+    shown.update({name: (SLIDE_TEXT_WIDTH_IN, 0.62 * SLIDE_TEXT_HEIGHT_IN) for name in ("slide_errors", "slide_margins")})
+    for name, box in shown.items():
+        assert _printed_min_pt(drawn[name], *box) >= MIN_PRINTED_PT, (name, _printed_min_pt(drawn[name], *box))

@@ -82,7 +82,7 @@ CROSSOVER_LEVEL = 0.5  # relative kNN error (and histogram TV error) that define
 TARGET_VARIANCE = 0.5  # Var f(X) of the sum of sines for X uniform on the cube, at every d
 FIGURES = ("error_vs_dim", "distance_ratio", "slide_error_vs_dim")
 LEGEND_PT = 8  # legend font size (pt); the paper shows the figures at about their drawn width
-SLIDE_FIGSIZE = (3.4, 2.9)  # inches: a 0.6-text-width column of a 16:9 frame, shown at scale ~1
+SLIDE_FIGSIZE = (3.6, 2.6)  # inches: a 0.6-text-width column of a 16:9 frame (6.0 x 3.4 in), shown at scale ~1
 
 
 # ----------------------------------------------------------------------------- the mathematics

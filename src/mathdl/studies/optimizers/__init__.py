@@ -156,7 +156,7 @@ METHOD_STYLES = {
     "adagrad": {"color": "#CC78BC", "linestyle": ":", "marker": "D"},
 }
 LEGEND_PT, TITLE_PT = 8, 9  # font sizes (pt) at the figure's own size; the paper shrinks paths by 0.9
-SLIDE_FIGSIZE = (6.0, 2.7)  # inches: one panel's paths and f - f* across a 16:9 frame at scale ~1
+SLIDE_FIGSIZE = (6.0, 2.3)  # inches: one panel's paths and f - f* across a 16:9 frame (6.0 x 3.4 in) at scale ~1
 ADAGRAD_SAME_PATH = 1e-6  # AdaGrad's paths for different kappa coincide within this times the start's scale
 
 

@@ -121,7 +121,7 @@ FIGURES = ("u_curve", "poly_fits", "regularization_paths", "regularization_error
            "slide_errors", "slide_margins")
 LEGEND_PT = 8  # legend and annotation font size (pt)
 WIDE = 1.25  # width of the two-panel figures, in figure widths: shown at the text width, about their size
-SLIDE_FIGSIZE = (6.0, 2.6)  # inches: the slide figures across a 16:9 frame at scale ~1
+SLIDE_FIGSIZE = (6.0, 2.2)  # inches: the slide figures across a 16:9 frame (6.0 x 3.4 in) at scale ~1
 SVM_SETS = ("separable", "overlapping", "featuremap")
 _STREAMS = {"poly": 0, "paths": 1, "svm": 2}  # one random stream per part: a part's params never move another's data
 
