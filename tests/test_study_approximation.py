@@ -254,7 +254,8 @@ def test_words_follow_maurey_informative_widths(tiny):
     assert "lower error than the sampled" not in text and "no width where the sampled network beats" in slides
 
     s.update(maurey_constant=10.0, maurey_informative_widths=[32], n_trained_below_maurey_informative=0)
-    text, _ = _words(exp, s)
+    text, slides = _words(exp, s)
+    assert "trained ReLU not below the sampled network at the one width where" in slides
     assert r"below $m\approx\num{10}$ the sampled network is worse than predicting $0$" in text
     assert r"\num{1}~width, $m\in\{\num{32}\}$" in text and "widths," not in text
     assert "do not have a lower error than the sampled one at any width" in text

@@ -414,8 +414,10 @@ def context(experiment, summary) -> dict:
 
     names = {s: LABELS[s].removeprefix("trained ") for s in LABELS}
     rows = []
-    for target, series in summary["slopes"].items():
-        for name, ci in series.items():
+    for target in summary["targets"]:  # in the figure's order (summary.json keeps its keys sorted)
+        series = summary["slopes"][target]
+        for name in [n for n in ("maurey", *summary["activations"]) if n in series]:
+            ci = series[name]
             rows.append([escape(target), escape(LABELS.get(name, name)), fmt(ci["mean"]),
                          f"[{fmt(ci['ci_low'])}, {fmt(ci['ci_high'])}]",
                          fmt(summary["per_target"][target][name]["errors"][str(summary["widths"][-1])]["mean"])])

@@ -484,7 +484,16 @@ def _labelled(tables) -> pd.DataFrame:
 
 
 def _threshold(ax) -> None:
+    """The dotted threshold at ratio 1, and plain labels on the log ratio axis: 0.1, 0.3, 1, 3, ...
+    (matplotlib would label the minor ticks of a range under two decades, on top of each other)."""
+    from matplotlib import ticker
+
     ax.axvline(1.0, color="0.4", ls=":", lw=1)
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in (10.0**k * f for k in range(-3, 4) for f in (1, 3)) if lo <= t <= hi]
+    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _threshold_palette(ratios) -> list:

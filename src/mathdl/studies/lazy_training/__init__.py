@@ -337,6 +337,16 @@ LABELS = {"weight_change": r"$\|\theta_T-\theta_0\|/\|\theta_0\|$",
           "kernel_gap": r"RMS $f_T - f^{\mathrm{NTK}}_\infty$ (test)"}
 
 
+def _grid_ticks(ax, values) -> None:
+    """Label the log x axis at the grid's own values (matplotlib would label minor ticks on top of
+    each other when the grid spans under two decades)."""
+    from matplotlib import ticker
+
+    ax.xaxis.set_major_locator(ticker.FixedLocator([float(v) for v in values]))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     """changes_vs_width: the three changes and the kernel gap, log-log, with a m^{-1/2} guide;
     alpha_sweep: relative weight and kernel change and train mse against alpha."""
@@ -363,6 +373,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     first = w[(w["epoch"] == widths[0]) & (w["metric"] == "weight_change")]["value"].mean()
     ax.plot(widths, first * (widths / widths[0]) ** THEORY_SLOPE, "k--", lw=1, label=r"$\propto m^{-1/2}$")
     ax.set(xscale="log", yscale="log", xlabel="width $m$", ylabel="relative change / gap")
+    _grid_ticks(ax, summary["widths"])
     ax.legend(fontsize="small")
     names = [plots.save(fig, outdir, "changes_vs_width", plot)]
 
@@ -374,6 +385,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     fig, (ax,) = plots.new_figure(plot)
     sns.lineplot(data=a, x="alpha", y="value", hue="quantity", marker="o", errorbar=errorbar, ax=ax)
     ax.set(xscale="log", yscale="log", xlabel=r"output scale $\alpha$", ylabel="value")
+    _grid_ticks(ax, summary["alphas"])
     ax.legend(fontsize="small")
     names.append(plots.save(fig, outdir, "alpha_sweep", plot))
 
@@ -388,6 +400,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     ax.plot(widths, first * (widths / widths[0]) ** THEORY_SLOPE, "k--", lw=1, label=r"$\propto m^{-1/2}$")
     ax.set(xscale="log", yscale="log", xlabel="width $m$",
            ylabel=r"$\|W_l(T)-W_l(0)\|/\|W_l(0)\|$")
+    _grid_ticks(ax, summary["deep_widths"])
     ax.legend(fontsize="small")
     names.append(plots.save(fig, outdir, "deep_layer_change", plot))
     return names
