@@ -1,12 +1,14 @@
 """Universal approximation and Barron's rate (Cybenko 1989; Hornik 1991; Barron 1993).
 
-Targets with a finite Barron constant, on inputs uniform in the cube [-1, 1]^d:
+Two targets, on inputs uniform in the cube [-1, 1]^d:
 
 * ``teacher``: a wide ReLU network f(x) = sum_i a_i relu(w_i . x + b_i) with N units
   (``teacher_width``). Its directions w_i cluster around ``teacher_directions`` random unit
   vectors whose clusters carry alternating signs, so f is a signed sum of smooth ridge-like
-  bumps rather than a nearly radial average. Its path norm ||a||_1 bounds its Barron constant.
-* ``bump``: the Gaussian exp(-||x||^2), whose Fourier transform is again Gaussian.
+  bumps rather than a nearly radial average. Its gradient jumps where a unit switches, so it is not
+  in Barron's (1993) Fourier class, but Maurey's bound below applies to it with its path norm ||a||_1.
+* ``bump``: the Gaussian exp(-||x||^2), whose Fourier transform is again Gaussian: in Barron's class,
+  with the constant of ``bump_barron_bound``.
 
 Both are scaled so that E f(X)^2 = 1 (exactly for the bump, on a reference sample for the
 teacher); relative errors ||f_hat - f||^2 / ||f||^2 (on the test points) do not depend on it.
@@ -40,9 +42,9 @@ TARGETS = ("teacher", "bump")
 
 DEFAULTS: dict[str, Any] = {
     "description": (
-        "How fast does the error of a one-hidden-layer network fall with its width, for targets "
-        "with a finite Barron constant, and how do trained networks compare with Maurey's "
-        "randomly sampled ones?"
+        "How fast does the error of a one-hidden-layer network fall with its width, for a wide ReLU "
+        "teacher and a Gaussian bump, against the rate of Barron's theorem, and how do trained "
+        "networks compare with Maurey's randomly sampled ones?"
     ),
     "seeds": [0, 1, 2],
     "task": {"name": "none"},

@@ -99,7 +99,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
     "properties": {
         "method": {
             "description": "random_features: minimum-norm least squares on random ReLU features (closed form); "
-                           "network: two-layer networks trained by the engine.",
+                           "network: networks of the experiment's model section trained by the engine.",
             "enum": list(METHODS), "default": "random_features",
         },
         "rf_ratios": {
