@@ -18,9 +18,11 @@ def setup(plot: PlotConfig) -> None:
     sns.set_theme(style=plot.style, context=plot.context, palette=plot.palette)
 
 
-def new_figure(plot: PlotConfig, ncols: int = 1):
-    fig, axes = plt.subplots(1, ncols, figsize=(plot.width * ncols, plot.height), squeeze=False, layout="constrained")
-    return fig, axes[0]
+def new_figure(plot: PlotConfig, ncols: int = 1, nrows: int = 1):
+    """A figure of ``nrows`` x ``ncols`` panels, each of the plot's size; the axes in one flat array."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(plot.width * ncols, plot.height * nrows), squeeze=False,
+                             layout="constrained")
+    return fig, axes.ravel()
 
 
 def save(fig, outdir: Path, name: str, plot: PlotConfig) -> str:

@@ -19,10 +19,12 @@ experiment's words with ``mathdl eject EXPERIMENT``, which copies the templates 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import jinja2
+import jinja2.ext
 
 from mathdl import report
 
@@ -58,9 +60,25 @@ def english_list(items) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+class _WholeLines(jinja2.ext.Extension):
+    """``%% statement`` and ``%# comment`` lines vanish whole, newline included, and nothing more.
+
+    (Jinja2's own line statements also swallow the blank line after them, which in LaTeX is a
+    paragraph break; here each such line becomes an inline ``\\BLOCK{statement}``.)
+    """
+
+    _STATEMENT = re.compile(r"^[ \t]*%%(.*?)[ \t]*(?:\r?\n|\Z)", re.M)
+    _COMMENT = re.compile(r"^[ \t]*%#.*(?:\r?\n|\Z)", re.M)
+
+    def preprocess(self, source, name, filename=None):
+        source = self._COMMENT.sub("", source)
+        return self._STATEMENT.sub(lambda m: r"\BLOCK{" + m.group(1).strip() + "}", source)
+
+
 def environment(search_path: list[Path]) -> jinja2.Environment:
     """The Jinja2 environment with LaTeX-friendly delimiters, strict about undefined names."""
     env = jinja2.Environment(
+        extensions=[_WholeLines],
         loader=jinja2.FileSystemLoader([str(p) for p in search_path] + [str(COMMON_DIR)]),
         block_start_string=r"\BLOCK{",
         block_end_string="}",
@@ -68,8 +86,6 @@ def environment(search_path: list[Path]) -> jinja2.Environment:
         variable_end_string="}",
         comment_start_string=r"\#{",
         comment_end_string="}",
-        line_statement_prefix="%%",
-        line_comment_prefix="%#",
         # A %% line vanishes whole; an inline \BLOCK{...} keeps the text around it as it is.
         trim_blocks=False,
         lstrip_blocks=False,

@@ -656,7 +656,9 @@ def _networks_figures(tables, summary, plot, outdir: Path) -> list[str]:
     ax.legend(fontsize="x-small")
     names = [plots.save(fig, outdir, "nn_test_error", plot)]
 
-    fig, axes = plots.new_figure(plot, ncols=2)
+    # One above the other at the plot's width: side by side, the paper would shrink the cell
+    # numbers to about 4 pt.
+    fig, axes = plots.new_figure(plot, nrows=2)
     widths = summary["nn_widths"]
     grids = (("weight_decay", "weight decay", summary["nn_gap_weight_decay"]),
              ("dropout", "dropout rate", summary["nn_gap_dropout"]))
@@ -666,7 +668,7 @@ def _networks_figures(tables, summary, plot, outdir: Path) -> list[str]:
         frame = pd.DataFrame({k: [np.nan if v is None else v for v in row] for k, row in grid.items()},
                              index=widths).T
         sns.heatmap(frame, annot=True, fmt=".2f", cmap="rocket_r", vmin=vmin, vmax=vmax, ax=ax,
-                    cbar=ax is axes[-1], annot_kws={"fontsize": 6})
+                    cbar=ax is axes[-1], annot_kws={"fontsize": 8})
         ax.set_xlabel("hidden width m")
         ax.set_ylabel(label)
         ax.set_title("test minus train error (final epoch)", fontsize="small")

@@ -97,6 +97,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     import pandas as pd
 
     from mathdl import plots
+    from mathdl.report import key_name
 
     plots.setup(plot)
     x = experiment.plot.x
@@ -114,7 +115,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
         import seaborn as sns
 
         sns.lineplot(data=long, x=x, y="error", hue="split", marker="o", errorbar=errorbar, ax=ax)
-        ax.set_xlabel(x)
+        ax.set_xlabel(key_name(x))
         if experiment.plot.logx and (long[x] > 0).all():
             ax.set_xscale("log")
     else:
@@ -132,17 +133,24 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     import seaborn as sns
 
     hue = x if x else None
+    if hue:  # a few values, evenly spaced on the palette: ten shades of one colour cannot be told apart
+        shown = curve_values(summary)
+        curves = curves[curves[hue].isin(shown)].assign(**{hue: lambda df: df[hue].astype(str)})
     sns.lineplot(
         data=curves,
         x="epoch",
         y="value",
         hue=hue,
-        palette="viridis" if hue else None,
+        hue_order=[str(v) for v in shown] if hue else None,
+        palette=sns.color_palette("viridis", len(shown)) if hue else None,
         errorbar=None,
         ax=ax,
-        legend="full" if hue and curves[hue].nunique() <= 10 else "auto",
+        legend="full" if hue else False,
     )
+    if hue and ax.get_legend() is not None:
+        ax.get_legend().set_title(key_name(x))
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)  # epochs are never negative: no empty half of the axis
     ax.set_ylabel(f"test {summary['error_name']}")
     if experiment.plot.logy:
         ax.set_yscale("log")
@@ -151,9 +159,23 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     return names
 
 
+MAX_CURVES = 5  # learning curves drawn: the smallest, the largest and evenly spaced ones between
+
+
+def curve_values(summary) -> list:
+    """The values of the swept key whose learning curves are drawn (at most MAX_CURVES)."""
+    x = summary["x"]
+    values = sorted({p["point"][x] for p in summary["points"]}, key=_sortable) if x else []
+    if len(values) <= MAX_CURVES:
+        return values
+    picks = sorted({round(i * (len(values) - 1) / (MAX_CURVES - 1)) for i in range(MAX_CURVES)})
+    return [values[i] for i in picks]
+
+
 def context(experiment, summary) -> dict:
     """What the templates need beyond the summary: the swept keys' names, the table's cells."""
     from mathdl.report import escape, fmt, key_name
+    from mathdl.templating import english_list
 
     keys = [k for k, _ in experiment.sweep]
     err = summary["error_name"]
@@ -171,5 +193,8 @@ def context(experiment, summary) -> dict:
         rows[-1] += [fmt(p["train_error"]["mean"]), fmt(te["mean"]), f"[{fmt(te['ci_low'])}, {fmt(te['ci_high'])}]"]
     best = summary.get("best")
     best_point = ", ".join(f"{key_name(k)} $=$ {cell(v)}" for k, v in best["point"].items()) if best else ""
+    shown = curve_values(summary)
+    n_values = len({p["point"][summary["x"]] for p in summary["points"]}) if summary["x"] else 0
     return {"keys": keys, "key_names": [key_name(k) for k in keys], "header": header, "rows": rows,
-            "best_point": best_point}
+            "best_point": best_point, "curve_values": english_list([cell(v) for v in shown]),
+            "all_curves": len(shown) == n_values}
