@@ -136,7 +136,22 @@ TINY = {
 }
 
 
-def test_compute_analyze_figures_report(registered, tmp_path):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, drawn):
     from mathdl.config import PlotConfig
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
@@ -163,11 +178,31 @@ def test_compute_analyze_figures_report(registered, tmp_path):
     assert summary["activation_derivative_max_error"] < 1e-8
     assert [e["name"] for e in summary["constructions"]] == list(CONSTRUCTIONS)
 
+    # The backpropagation errors are the raw rows' largest, per activation and over all.
+    raw = result.metrics[result.metrics["metric"] == "relative_error"].groupby("split")["value"].max()
+    assert {a: e["max_relative_error"] for a, e in summary["backprop_by_activation"].items()} == raw.to_dict()
+    assert summary["backprop_max_relative_error"] == raw.max()
+
     plot = PlotConfig(**plan.resolved["plot"])
     names = rep.figures(tables, summary, exp, plot, tmp_path / "fig")
-    assert names == list(rep.FIGURES)
+    assert names == list(rep.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / "fig" / f"{name}.pdf").stat().st_size > 0
+    panels = drawn["decision_regions"].axes
+    assert [ax.get_title().split("\n")[1:] for ax in panels] == [[c.network.architecture, "0 wrong"]
+                                                                  for c in rep.CONSTRUCTIONS]
+    # The activations and their derivatives as drawn, against the formulas written out.
+    values, derivatives = drawn["activations"].axes
+    z = values.get_lines()[0].get_xdata()
+    logistic = 1 / (1 + np.exp(-z))
+    formulas = {  # step, logistic, tanh, relu, softplus, identity: (sigma, sigma')
+        "step": (z >= 0, 0 * z), "logistic": (logistic, logistic * (1 - logistic)),
+        "tanh": (np.tanh(z), 1 - np.tanh(z) ** 2), "relu": (np.maximum(z, 0), z > 0),
+        "softplus": (np.log1p(np.exp(z)), logistic), "identity": (z, 1 + 0 * z),
+    }
+    for i, (name, (value, derivative)) in enumerate(formulas.items()):
+        np.testing.assert_allclose(values.get_lines()[i].get_ydata(), value, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(derivatives.get_lines()[i].get_ydata(), derivative, atol=1e-12, err_msg=name)
 
     piece = render_experiment(exp, summary)
     bib = (ROOT / "report" / "references.bib").read_text()
