@@ -389,7 +389,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
         ax.axhline(1.0, color="0.3", ls=":", lw=1, label="predicting 0 (relative error 1)")
         if target == "teacher" and summary["maurey_constant"] is not None:
             ax.plot(widths, summary["maurey_constant"] / widths, color="gray", ls="--", lw=1,
-                    label=r"Maurey, expected $C/m$")
+                    label=r"Maurey, expected $C_{\mathrm{M}}/m$")
         elif LABELS[summary["main_activation"]] in present:
             first = sub[(sub["method"] == LABELS[summary["main_activation"]]) & (sub["width"] == widths[0])]["error"].mean()
             ax.plot(widths, first * (widths / widths[0]) ** BARRON_EXPONENT, color="gray", ls="--", lw=1,
