@@ -124,7 +124,22 @@ def registered(monkeypatch):
     return study
 
 
-def test_compute_analyze_figures_report(registered, tmp_path):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs
+
+
+def test_compute_analyze_figures_report(registered, tmp_path, drawn):
     from mathdl.config import load_plan
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
@@ -150,14 +165,47 @@ def test_compute_analyze_figures_report(registered, tmp_path):
     assert set(summary["final_loss"]) == {"1", "50", "full (2000)"}
     assert summary["unbiased_relative_error"] < 4 * summary["unbiased_expected_relative_error"]
     assert summary["gd_final_beta_error"] < 1e-3
-    assert all(v >= summary["ols_loss"] * (1 - 1e-12) for v in summary["final_loss"].values())
+    # L* of each seed's data by the normal equations of a line (not the study's lstsq), and the final
+    # losses from the raw rows; a seed's optimum is below every run's final loss on its data.
+    l_star = {}
+    for seed in (0, 1):
+        X, y = sl.make_data(exp.params, seed)
+        x = X[:, 1]
+        slope = np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2)
+        l_star[seed] = 0.5 * np.mean((y - y.mean() - slope * (x - x.mean())) ** 2)
+    assert summary["ols_loss"] == pytest.approx(np.mean(list(l_star.values())), rel=1e-10)
+    loss = tables.metrics.query("split == 'train' and metric == 'loss'").merge(tables.runs[["run_id", "seed", "batch"]])
+    final = loss[loss["epoch"] == loss.groupby("run_id")["epoch"].transform("max")]
+    assert (final["value"] >= final["seed"].map(l_star) * (1 - 1e-12)).all()
+    by_batch = final.groupby("batch")["value"].mean()
+    assert [summary["final_loss"][label] for label in ("1", "50", "full (2000)")] == pytest.approx(
+        by_batch[[1, 50, 2000]].tolist(), rel=1e-12)
     secs = tables.metrics.query("split == 'train' and metric == 'seconds'")
     assert (secs.groupby("run_id")["value"].diff().dropna() >= 0).all()  # a clock never runs back
 
     names = sl.figures(tables, summary, exp, plan.plot, tmp_path)
-    assert names == list(sl.FIGURES)
+    assert names == list(sl.FIGURES) == list(drawn)
     for name in names:
         assert (tmp_path / f"{name}.pdf").is_file() and (tmp_path / f"{name}.png").is_file()
+    (ax,) = drawn["loss_vs_passes"].axes
+    gap = tables.metrics.query("split == 'train'").pivot_table(index=["run_id", "epoch"], columns="metric",
+                                                                values="value").reset_index()
+    gap = gap.merge(tables.runs[["run_id", "batch"]])
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for batch, label in ((1, "1"), (50, "50"), (2000, "full (2000)")):
+        mean = gap[(gap["batch"] == batch) & (gap["passes"] > 0) & (gap["loss_gap"] > 0)]
+        mean = mean.groupby("epoch")[["passes", "loss_gap"]].mean()
+        np.testing.assert_allclose(lines[label].get_xdata(), mean["passes"], rtol=1e-12)
+        np.testing.assert_allclose(lines[label].get_ydata(), mean["loss_gap"], rtol=1e-12)
+    target = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    target_gap = summary["target_gap"] * np.mean(list(l_star.values()))
+    assert [line.get_ydata()[0] for line in target] == [pytest.approx(target_gap)]
+    (ax,) = drawn["gradient_check"].axes
+    check = tables.metrics.query("split == 'check' and metric == 'relative_error'").merge(
+        tables.runs[["run_id", "batch"]])
+    measured = ax.get_lines()[0]
+    assert sorted(zip(measured.get_xdata(), measured.get_ydata())) == sorted(
+        zip(check.loc[check["batch"] < 2000, "batch"], check.loc[check["batch"] < 2000, "value"]))
 
     piece = render_experiment(exp, summary)
     for name in names:
