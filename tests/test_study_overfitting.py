@@ -159,7 +159,7 @@ def test_no_threshold_separates_the_red_blue_points_but_a_line_does_after_the_ma
     assert of.best_threshold_error(x, y) == pytest.approx(6 / 24)  # the smaller group of blues
     fit = of.svm_fit(of.feature_map(x), y)
     assert fit.train_error(of.feature_map(x), y) == 0.0
-    assert fit.margin > 0
+    assert fit.margin == pytest.approx(_brute_force_margin(of.feature_map(x), y), rel=1e-4)  # the widest line
 
 
 def test_threshold_error_is_zero_on_separable_points():
