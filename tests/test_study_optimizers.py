@@ -336,7 +336,7 @@ def test_words_of_a_tiny_run(tiny_run):
     assert summary["lecture_n_reached_minimizers"] == 0
     assert "No method reached a minimizer in \\num{80}~iterations." in section
     assert "different minimizers" not in section + slides
-    assert "No run diverged." in section
+    assert "No path diverged." in section
     # slides: one figure per frame, each drawn for the frame
     frames = slides.split(r"\begin{frame}")[1:]
     assert len(frames) == 3
