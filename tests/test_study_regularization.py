@@ -275,7 +275,7 @@ def test_compute_analyze_figures_report(tiny, tmp_path, root, drawn):
     assert "least on average over $n$ at 1$ \\lambda^*$ for the mean over seeds, $\\lambda^*$ itself" in text
     assert "and at $\\lambda^*$ for 2 of the 2 seeds separately" in text
     assert "Monte Carlo risk at $\\lambda^*$ never increases with $n$" in slides
-    assert "No run diverged." in text and "(12 networks in all)" in text and "(s)" not in text
+    assert "No network diverged." in text and "(12 networks in all)" in text and "(s)" not in text
     assert ("double descent in width" in text) == bool(summary["nn_bump_found"])
     assert ("shows no bump on this width grid" in text) == (not summary["nn_bump_found"])
     against = {1: "lower than without regularization", -1: "higher than without regularization",

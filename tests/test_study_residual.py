@@ -402,7 +402,7 @@ def test_gradient_words_follow_their_numbers(made_up):
 
 
 @pytest.mark.parametrize("n_diverged, at_selected, words", [
-    (0, 0, "No run diverged."),  # common.diverged: its none case names runs whatever `what` is
+    (0, 0, "No network diverged."),
     (16, 16, "All 16 networks diverged."),
     (3, 2, "3 of the 16 networks diverged. 2 of them are at a selected learning rate and left out of the means."),
 ])
