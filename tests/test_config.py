@@ -215,3 +215,15 @@ def test_report_section_places_experiments(tiny_config):
         tiny_config["report"] = bad
         with pytest.raises(ConfigError, match=message):
             load_plan(tiny_config)
+
+
+def test_readme_study_table_lists_the_study_folders(root):
+    """README's table of studies is checked against the folders (adding a study is adding a folder)."""
+    import re
+
+    from mathdl.studies import STUDIES
+
+    text = (root / "README.md").read_text()
+    table = text[text.index("| study | what it shows |"):].split("\n\n", 1)[0]
+    listed = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
+    assert sorted(listed) == sorted(STUDIES)
