@@ -31,7 +31,7 @@ def _sweep_summary(best_width=4, n_diverged=0):
     best = points[[2, 4].index(best_width)]
     return {
         "x": "model.width", "error_name": "error rate", "confidence": 0.95, "n_runs": 8, "n_seeds": 2,
-        "n_diverged": n_diverged, "final_epoch": 3, "points": points, "best": best,
+        "n_diverged": n_diverged, "final_epoch": 3, "early_stopping": 0, "points": points, "best": best,
         "best_x": best_width, "largest_x": 4, "smallest_x": 2,
         "train_error_at_largest_x": 0.10, "test_error_at_largest_x": 0.20,
         "best_test_error": best["test_error"]["mean"],
@@ -166,3 +166,35 @@ def test_report_pieces_follow_the_report_section(tmp_path, tiny_config):
     assert r"\mathdlsurveyfalse" in (out / "metadata.tex").read_text()
     assert r"mathdl@r@more@best_test_error\endcsname{\num{0.2}}" in (out / "results.tex").read_text()
     assert (out / "sections" / "exp.tex").read_text().startswith("\n") or "subsection" in (out / "sections" / "exp.tex").read_text()
+
+
+def test_sweep_with_early_stopping_reports_the_selected_epoch(tiny_config):
+    """The summary's errors are those at each run's selected epoch, read independently from the
+    long metrics table; the words say so."""
+    from mathdl import engine
+    from mathdl.studies import sweep
+    from mathdl.tables import Tables
+    from mathdl.tasks import make_dataset
+
+    exp = tiny_config["experiments"]["exp"]
+    exp["task"].update(n_val=32, label_noise=0.3)
+    exp["train"].update(epochs=12, early_stopping=True, eval_points=12)
+    exp["sweep"] = {"model.width": [4]}
+    experiment = load_plan(tiny_config).experiment("exp")
+    group = experiment.groups[0]
+    from mathdl.pipeline import run_parameters
+
+    result = engine.train(group, make_dataset(group.task), device="cpu")
+    tables = Tables(result.metrics, result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    summary = sweep.analyze(tables, experiment)
+    m = tables.metrics.merge(tables.runs[["run_id", "selected_epoch"]], on="run_id")
+    at = m[(m["epoch"] == m["selected_epoch"]) & (m["split"] == "test") & (m["metric"] == "error")]
+    assert len(at) == len(tables.runs)
+    assert summary["early_stopping"] == 1
+    assert summary["best_test_error"] == pytest.approx(at["value"].mean())
+    assert (tables.runs["selected_epoch"] < 12).any()  # a selection that differs from the last epoch
+    per_run = tables.per_run()
+    assert per_run["selected_test_error"].tolist() == pytest.approx(
+        at.set_index("run_id").loc[per_run["run_id"], "value"].tolist())
+    text = _flat(templating.render_experiment(experiment, summary).section)
+    assert "reported at the epoch of its best validation" in text and "last epoch, not selected" not in text

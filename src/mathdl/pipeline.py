@@ -27,6 +27,7 @@ from mathdl.integrity import write_manifest
 from mathdl.report import macro_prefixes, macros_tex, metadata_tex, results_tex, slug
 from mathdl.studies import get_study
 from mathdl.tables import Tables
+from mathdl.tasks import input_dim, n_outputs
 
 
 def experiment_from_params(name: str, params: Mapping) -> Experiment:
@@ -69,6 +70,10 @@ def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_ru
         result = compute(group, Dataset.load(data), device=device)
     runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
     runs["device"] = result.device
+    if get_study(group.study).compute is None:  # networks trained by the engine: their size
+        from mathdl.resources import parameter_count
+
+        runs["n_params"] = parameter_count(group, input_dim(group.task), n_outputs(group.task))
     io.write_table(result.metrics, out_metrics)
     io.write_table(runs, out_runs)
     io.write_json(
@@ -83,13 +88,15 @@ def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_ru
 
 
 def run_parameters(group: GroupSpec) -> pd.DataFrame:
-    """One row per run: ids, seed, and every resolved parameter as a ``section.key`` column."""
+    """One row per run: ids, seed, and every resolved parameter as a ``section.key`` column
+    (a real data set's input size and classes as the data have them, not the teacher's keys)."""
     rows = []
     for r in group.runs:
         row = {"run_id": r.run_id, "group_id": group.group_id, "seed": r.seed}
         for section in ("task", "model", "train"):
             for key, value in vars(getattr(r, section)).items():
                 row[f"{section}.{key}"] = value
+        row["task.input_dim"], row["task.n_classes"] = input_dim(r.task), n_outputs(r.task)
         for key, value in r.params.items():
             row[f"params.{key}"] = value
         rows.append(row)
@@ -113,7 +120,7 @@ def evaluate(name: str, params: Mapping, metrics: Sequence[str], runs: Sequence[
     tables = collect(metrics, runs)
     summary = get_study(experiment.study).analyze(tables, experiment)
     io.write_table(tables.metrics, out_metrics)
-    io.write_table(tables.runs, out_runs)
+    io.write_table(tables.per_run(), out_runs)  # plus final (and selected) errors per split
     io.write_json(summary, out_summary)
 
 

@@ -28,6 +28,35 @@ class Tables:
         wide.columns = [f"{s}_{m}" for s, m in wide.columns]
         return self.runs.merge(wide.reset_index(), on="run_id", how="left")
 
+    def selected(self) -> pd.DataFrame:
+        """Like :meth:`final`, at each run's ``selected_epoch`` (early stopping's choice on the
+        validation split; without early stopping, the last epoch)."""
+        at = self.metrics.merge(self.runs[["run_id", "selected_epoch"]], on="run_id")
+        at = at[at["epoch"] == at["selected_epoch"]]
+        wide = at.pivot_table(index="run_id", columns=["split", "metric"], values="value", dropna=False)
+        wide.columns = [f"{s}_{m}" for s, m in wide.columns]
+        return self.runs.merge(wide.reset_index(), on="run_id", how="left")
+
+    def per_run(self, metrics: tuple[str, ...] = ("loss", "error")) -> pd.DataFrame:
+        """The runs table with, per split, the final and (with early stopping) the selected-epoch
+        ``metrics`` as columns ``final_<split>_<metric>`` and ``selected_<split>_<metric>``:
+        a group's question answered by one pandas line."""
+        out = self.runs.copy()
+        views = [("final", self.final())]
+        if "selected_epoch" in self.runs and (self.runs["selected_epoch"] != self.last_epochs()).any():
+            views.append(("selected", self.selected()))
+        for prefix, wide in views:
+            wide = wide.set_index("run_id")
+            for column in wide.columns:
+                if "_" in column and column.split("_", 1)[1] in metrics and column.split("_", 1)[0] in ("train", "val", "test"):
+                    out[f"{prefix}_{column}"] = out["run_id"].map(wide[column])
+        return out
+
+    def last_epochs(self) -> pd.Series:
+        """Each run's last recorded epoch, aligned with the runs table."""
+        last = self.metrics.groupby("run_id")["epoch"].max()
+        return self.runs["run_id"].map(last)
+
     def with_params(self) -> pd.DataFrame:
         """Long metrics joined with the run parameters."""
         return self.metrics.merge(self.runs, on="run_id", how="left")

@@ -43,7 +43,10 @@ def analyze(tables, experiment) -> dict:
     """Mean final errors per sweep point with confidence intervals over seeds; the best point."""
     from mathdl.tables import CI_LEVEL, mean_ci
 
-    final = tables.final()
+    # With early stopping the selection on the validation split is the point: report the
+    # errors at each run's selected epoch; without it, at the last epoch.
+    early = bool(experiment.train.early_stopping)
+    final = tables.selected() if early else tables.final()
     keys = [k for k, _ in experiment.sweep]
     points = []
     grouped = final.groupby(keys, sort=True) if keys else [((), final)]
@@ -68,6 +71,7 @@ def analyze(tables, experiment) -> dict:
         "n_seeds": len(experiment.seeds),
         "n_diverged": int(final["diverged"].sum()),
         "final_epoch": int(tables.metrics["epoch"].max()),
+        "early_stopping": int(early),
         "points": points,
         "best": best,
     }
@@ -101,7 +105,7 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
 
     plots.setup(plot)
     x = experiment.plot.x
-    final = tables.final()
+    final = tables.selected() if summary.get("early_stopping") else tables.final()
     long = final.melt(
         id_vars=[c for c in final.columns if not c.endswith("_error") and not c.endswith("_loss")],
         value_vars=["train_error", "test_error"],
@@ -129,6 +133,10 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
 
     curves = tables.with_params()
     curves = curves[(curves["split"] == "test") & (curves["metric"] == "error")]
+    # The schedule's epochs only: an early-stopped run adds a row at its selected epoch, and a
+    # mean over the few runs that hold such a row would spike.
+    n_runs = curves.groupby("epoch")["run_id"].nunique()
+    curves = curves[curves["epoch"].isin(n_runs.index[n_runs == n_runs.max()])]
     fig, (ax,) = plots.new_figure(plot)
     import seaborn as sns
 
