@@ -49,3 +49,19 @@ def finished_tiny(tmp_path_factory) -> Path:
     result = snakemake(work, "--configfile", TINY)
     assert result.returncode == 0, result.stderr[-4000:]
     return work
+
+
+@pytest.fixture(scope="session")
+def finished_smoke(tmp_path_factory) -> Path:
+    """Every study (config/smoke.yaml) run once, locally, to the PDFs (shared by the all-studies tests)."""
+    import shutil
+
+    from helpers import SMOKE, copy_project, snakemake
+
+    if shutil.which("latexmk") is None:
+        pytest.skip("needs latexmk")
+    work = copy_project(tmp_path_factory.mktemp("smoke"))
+    # The time limit only stops a hung run; on a shared 2-core machine the run takes minutes.
+    result = snakemake(work, "--configfile", SMOKE, timeout=1800)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work

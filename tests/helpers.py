@@ -8,9 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "config/tiny.yaml"
 TINY_EXPERIMENT = "wide_nets_&_50%"
+SMOKE = "config/smoke.yaml"  # every study at tiny sizes
+
+
+def report_dir(work: Path, plan: str) -> Path:
+    """Where a run of ``plan`` in ``work`` puts its documents: paper.pdf, slides.pdf and generated/.
+
+    The one place the workflow tests know this layout: results/report/<name>/, the name being
+    the plan's report.name or else its file's stem (config/tiny.yaml -> tiny).
+    """
+    config = yaml.safe_load((work / plan).read_text()) or {}
+    name = (config.get("report") or {}).get("name") or Path(plan).stem
+    return work / "results" / "report" / name
 
 
 def copy_project(dest: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, copy_project, jobs_to_run, snakemake
+from helpers import ROOT, TINY, copy_project, jobs_to_run, report_dir, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -32,14 +32,14 @@ def finished(finished_tiny):
 @needs_tex
 def test_tiny_plan_produces_pdfs_with_generated_numbers(finished):
     for doc in ("paper", "slides"):
-        pdf = finished / "results" / "report" / f"{doc}.pdf"
+        pdf = report_dir(finished, TINY) / f"{doc}.pdf"
         assert pdf.stat().st_size > 10_000
         pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", pdf], capture_output=True, text=True).stdout).group(1))
         assert pages >= (3 if doc == "paper" else 2)
-    text = subprocess.run(["pdftotext", "-layout", finished / "results/report/paper.pdf", "-"], capture_output=True, text=True).stdout
+    text = subprocess.run(["pdftotext", "-layout", report_dir(finished, TINY) / "paper.pdf", "-"], capture_output=True, text=True).stdout
     flat = " ".join(text.split())
     # the figure caption, with the experiment's special characters printed as themselves
-    assert "Final train and test error rate against model.width for Wide nets & 50% of #labels" in flat
+    assert "Final train and test error rate against width for Wide nets & 50% of #labels" in flat
     # a number that the analysis produced, as the text prints it (3 significant digits)
     summary = json.loads((finished / "results/tables/wide_nets_&_50%/summary.json").read_text())
     best = f"{summary['best_test_error']:.3g}"
@@ -67,8 +67,9 @@ def test_results_are_tidy_tables_with_provenance(finished):
 
 @needs_tex
 def test_second_run_has_nothing_to_do(finished):
-    result = snakemake(finished, "--configfile", "config/tiny.yaml", "-n")
+    result = snakemake(finished, "--configfile", TINY, "-n")
     assert result.returncode == 0
+    assert jobs_to_run(result) == {}, result.stdout[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
