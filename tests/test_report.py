@@ -1,4 +1,4 @@
-"""LaTeX pieces: escaping, macro names, tables."""
+"""LaTeX pieces: escaping, numbers, figures, metadata."""
 
 from __future__ import annotations
 
@@ -7,20 +7,12 @@ import subprocess
 
 import pytest
 
-from mathdl.report import escape, figure_tex, fmt, macro_prefix, macro_prefixes, macros_tex, metadata_tex, slug
+from mathdl.report import escape, figure_tex, fmt, metadata_tex, slug
 
 
 def test_escape_every_special_character():
     assert escape("wide_nets_&_50%") == r"wide\_nets\_\&\_50\%"
     assert escape(r"a\b{c}$#~^") == r"a\textbackslash{}b\{c\}\$\#\textasciitilde{}\textasciicircum{}"
-
-
-def test_macro_prefix_is_letters_only_and_distinct():
-    assert macro_prefix("wide_nets_&_50%") == "WideNetsFiveZero"
-    assert macro_prefix("teacher_width") == "TeacherWidth"
-    prefixes = macro_prefixes(["a_1", "a1", "A-1"])
-    assert len(set(prefixes.values())) == 3
-    assert all(p.isalpha() for p in prefixes.values())
 
 
 def test_slug_is_path_safe():
@@ -44,12 +36,6 @@ def test_figure_tex_block():
         r"\end{figure}",
     ])
     assert r"[width=0.8\linewidth]{figures/a/loss.pdf}" in figure_tex("figures/a", "loss", "", "l", width=r"0.8\linewidth")
-
-
-def test_macros_reject_bad_names():
-    assert r"\newcommand{\Foo}{1}" in macros_tex({"Foo": "1"})
-    with pytest.raises(ValueError):
-        macros_tex({"Foo1": "1"})
 
 
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from helpers import TINY, TINY_EXPERIMENT, copy_project, jobs_to_run, snakemake
+from helpers import TINY, TINY_EXPERIMENT, copy_project, jobs_to_run, report_dir, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -52,8 +52,8 @@ def test_tiny_plan_through_slurm_matches_the_local_run(tmp_path, finished_tiny):
     work = copy_project(tmp_path)
     result = snakemake(work, *SLURM, "--configfile", TINY, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert (work / "results/report/tiny/paper.pdf").stat().st_size > 10_000
-    assert (work / "results/report/tiny/slides.pdf").stat().st_size > 10_000
+    assert (report_dir(work, TINY) / "paper.pdf").stat().st_size > 10_000
+    assert (report_dir(work, TINY) / "slides.pdf").stat().st_size > 10_000
     # the data and training jobs really went through sbatch, training bundled in group jobs
     output = result.stdout + result.stderr
     assert "has been submitted with SLURM jobid" in output

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import TINY, TINY_EXPERIMENT, snakemake
+from helpers import TINY, TINY_EXPERIMENT, report_dir, snakemake
 
 pytestmark = [
     pytest.mark.workflow,
@@ -47,6 +47,6 @@ def test_damaged_and_deleted_results_are_rebuilt_to_the_clean_tables(work, finis
     clean = _tables(finished_tiny)
     for name, table in _tables(work).items():
         pd.testing.assert_frame_equal(table, clean[name])
-    assert (work / "results" / "report" / "tiny" / "paper.pdf").stat().st_size > 10_000
+    assert (report_dir(work, TINY) / "paper.pdf").stat().st_size > 10_000
     again = snakemake(work, "--configfile", TINY, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

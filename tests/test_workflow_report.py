@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY, TINY_EXPERIMENT, snakemake
+from helpers import TINY, TINY_EXPERIMENT, report_dir, snakemake
 
 pytestmark = [
     pytest.mark.workflow,
@@ -49,12 +49,12 @@ def test_ejected_words_rebuild_the_paper_with_numbers_from_the_summary(work):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "rule train" not in result.stdout + result.stderr  # words only: nothing retrains
     summary = json.loads((work / "results" / "tables" / TINY_EXPERIMENT / "summary.json").read_text())
-    text = _pdf_text(work / "results" / "report" / "tiny" / "paper.pdf")
+    text = _pdf_text(report_dir(work, TINY) / "paper.pdf")
     assert f"Our own sentence: the best test error was {summary['best_test_error']:.3g}." in text
 
 
 def test_a_second_plan_leaves_the_first_plans_documents_intact(work):
-    first = work / "results" / "report" / "tiny"
+    first = report_dir(work, TINY)
     before = {doc: _digest(first / f"{doc}.pdf") for doc in ("paper", "slides")}
     plan = yaml.safe_load((work / TINY).read_text())
     plan["project"]["title"] = "A second plan"
@@ -62,7 +62,7 @@ def test_a_second_plan_leaves_the_first_plans_documents_intact(work):
     (work / "config" / "second.yaml").write_text(yaml.safe_dump(plan))
     result = snakemake(work, "--configfile", "config/second.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "A second plan" in _pdf_text(work / "results" / "report" / "second" / "paper.pdf")
+    assert "A second plan" in _pdf_text(report_dir(work, "config/second.yaml") / "paper.pdf")
     assert {doc: _digest(first / f"{doc}.pdf") for doc in ("paper", "slides")} == before
     again = snakemake(work, "--configfile", TINY, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -31,7 +31,6 @@ class Study:
     defaults: Mapping[str, Any]
     analyze: Callable
     figures: Callable
-    report: Callable | None = None  # legacy: words as Python; a study with templates/ has none
     context: Callable | None = None  # (experiment, summary) -> extra values for its templates
     compute: Callable | None = None
     params_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_PARAMS))
@@ -43,13 +42,12 @@ NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "p
 
 
 def _from_module(module) -> Study:
-    """A study module's DEFAULTS, analyze, figures, report, and its compute, PARAMS_SCHEMA and SWEEPABLE if any."""
+    """A study module's DEFAULTS, analyze, figures, and its context, compute, PARAMS_SCHEMA and SWEEPABLE if any."""
     return Study(
         name=module.__name__.rsplit(".", 1)[1],
         defaults=module.DEFAULTS,
         analyze=module.analyze,
         figures=module.figures,
-        report=getattr(module, "report", None),
         context=getattr(module, "context", None),
         compute=getattr(module, "compute", None),
         params_schema=getattr(module, "PARAMS_SCHEMA", NO_PARAMS),
