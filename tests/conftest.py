@@ -65,3 +65,18 @@ def finished_smoke(tmp_path_factory) -> Path:
     result = snakemake(work, "--configfile", SMOKE, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     return work
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs, save = {}, plots.save
+
+    def keep(fig, outdir, name, plot):
+        figs[name] = fig
+        return save(fig, outdir, name, plot)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return figs

@@ -59,3 +59,22 @@ def jobs_to_run(result: subprocess.CompletedProcess) -> dict[str, int]:
             elif line.strip() == "" and counts:
                 break
     return counts
+
+
+def words(experiment, summary, flat: bool = False) -> tuple[str, str]:
+    """An experiment's rendered section and slides (with ``flat``, whitespace runs as one space)."""
+    from mathdl.templating import render_experiment
+
+    piece = render_experiment(experiment, summary)
+    if flat:
+        return " ".join(piece.section.split()), " ".join(piece.slides.split())
+    return piece.section, piece.slides
+
+
+def edited(summary: dict, **changes) -> dict:
+    """A deep copy of a summary with top-level keys changed (an edge case for the words)."""
+    import json
+
+    out = json.loads(json.dumps(summary))
+    out.update(changes)
+    return out

@@ -13,6 +13,7 @@ import pytest
 import mathdl.config as cfg
 from mathdl.studies import approximation as ap
 from mathdl.tables import loglog_slope
+from helpers import words
 
 
 @pytest.fixture(scope="module")
@@ -79,21 +80,6 @@ def registered(monkeypatch):
     monkeypatch.setitem(STUDIES, "approximation", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "approximation"])
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
 
 
 def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
@@ -208,10 +194,7 @@ def tiny():
 
 
 def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+    return words(exp, summary, flat=True)
 
 
 def _versus(ci, exponent=-1.0) -> str:

@@ -12,6 +12,7 @@ from scipy import stats
 
 import mathdl.config as cfg
 from mathdl.studies import curse
+from helpers import words as _words
 
 
 # ----------------------------------------------------------------------------- histograms
@@ -131,21 +132,6 @@ def registered(monkeypatch):
     monkeypatch.setitem(STUDIES, "curse", study)
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "curse"])
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
 
 
 def _independent_errors(seed: int, dim: int, n: int, n_test: int, k: int, m: int) -> tuple[float, float, float]:
@@ -279,13 +265,6 @@ def tiny_run():
         runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
     tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
     return plan, exp, tables, json.loads(json.dumps(curse.analyze(tables, exp), allow_nan=False))
-
-
-def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return piece.section, piece.slides
 
 
 def _edited(summary, last=None, **changes):

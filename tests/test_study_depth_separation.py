@@ -12,6 +12,7 @@ import pytest
 
 import mathdl.config as cfg
 from mathdl.studies import depth_separation as ds
+from helpers import words
 
 # ----------------------------------------------------------------------------- the sawtooth
 
@@ -198,21 +199,6 @@ def registered(monkeypatch):
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "depth_separation"])
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
-
-
 def _radial_test_variance(p) -> float:
     """Var y of the radial test set, redrawn from its stream [data_seed, dim] as float32 targets."""
     rng = np.random.default_rng([p["data_seed"], p["dim"]])
@@ -343,10 +329,7 @@ def tiny():
 
 
 def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+    return words(exp, summary, flat=True)
 
 
 def test_words_of_a_real_tiny_run(tiny, root):

@@ -16,6 +16,7 @@ import pytest
 import mathdl.config as cfg
 from mathdl.engine import eval_epochs
 from mathdl.studies import double_descent as dd
+from helpers import words
 
 # A few sizes around the thresholds, a short training: the whole file runs in seconds.
 TINY_PARAMS = {"rf_ratios": [0.25, 0.5, 0.9, 1.0, 1.1, 2.0, 8.0], "rf_ridges": [0.1], "nn_ratios": [0.2, 1.0, 4.0]}
@@ -135,21 +136,6 @@ def test_random_features_test_error_and_norm_peak_at_N_equal_n_on_digits():
     # Ridge removes the peak at the threshold.
     assert rf["ridge"]["0.1"]["test_error_at_threshold"]["mean"] < 0.5 * rf["test_error_at_threshold"]["mean"]
     assert summary["network"] == {} and summary["nn_peak_params_over_nK"] is None
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
 
 
 def _final_curves(tables, method: str, noise: float, split: str, metric: str = "error") -> pd.DataFrame:
@@ -287,10 +273,7 @@ def tiny():
 
 
 def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+    return words(exp, summary, flat=True)
 
 
 def _block_sentence(text: str, method_heading: str, noise: str) -> str:

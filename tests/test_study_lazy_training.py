@@ -14,6 +14,7 @@ import pytest
 import mathdl.config as cfg
 from mathdl.tables import loglog_slope
 from mathdl.studies import lazy_training as lt
+from helpers import words
 
 
 @pytest.fixture
@@ -51,21 +52,6 @@ def test_slope_fit_recovers_a_power_law():
     x = np.array([64, 256, 1024, 4096])
     slope, intercept = loglog_slope(x, 3.0 * x**-0.5)
     assert slope == pytest.approx(-0.5, abs=1e-12) and math.exp(intercept) == pytest.approx(3.0, rel=1e-10)
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
 
 
 def _has_line(ax, y) -> bool:
@@ -174,10 +160,7 @@ def tiny():
 
 
 def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+    return words(exp, summary, flat=True)
 
 
 def _versus(ci, exponent=-0.5, name="-1/2") -> str:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mathdl.studies import optimizers as opt
+from helpers import edited as _edited, words as _words
 
 # Tolerances. GD with the best step contracts both eigendirections by exactly (k-1)/(k+1), so
 # its fitted rate is exact up to round-off. The tuned heavy ball (and Nesterov) has a double root,
@@ -172,21 +173,6 @@ def test_params_are_validated(registered):
         load_plan({"experiments": {"opt": {"study": "optimizers", "params": {"methods": ["adam"]}}}})
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
-
-
 def test_compute_analyze_figures_report(registered, tmp_path, drawn):
     from mathdl.config import load_plan
     from mathdl.pipeline import run_parameters
@@ -296,19 +282,6 @@ def lecture_run():
     """The lecture landscape alone at the default 500 iterations: the heavy ball ends at (-1, 0),
     Nesterov and AdaGrad at (1, 2), GD is still on its way to (1, 2)."""
     return _tiny({}, {"params.landscape": ["lecture"]})
-
-
-def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return piece.section, piece.slides
-
-
-def _edited(summary, **changes):
-    out = json.loads(json.dumps(summary))
-    out.update(changes)
-    return out
 
 
 def _no_template_slips(text):

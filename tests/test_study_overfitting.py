@@ -11,6 +11,7 @@ import pytest
 
 import mathdl.config as cfg
 from mathdl.studies import overfitting as of
+from helpers import edited as _edited, words as _words
 
 
 # ----------------------------------------------------------------------------- polynomials
@@ -204,21 +205,6 @@ def _run(config):
     return plan, exp, Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
-
-
 def _smooth(x):
     return np.sin(2 * x) + 0.5 * np.cos(5 * x)  # the study's f, written out again
 
@@ -394,21 +380,6 @@ def tiny_run():
     plan, exp, tables = _run({"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0, 1],
                                                                      "params": TINY}}})
     return plan, exp, tables, json.loads(json.dumps(of.analyze(tables, exp), allow_nan=False))
-
-
-def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return piece.section, piece.slides
-
-
-def _edited(summary, **changes):
-    import json
-
-    out = json.loads(json.dumps(summary))
-    out.update(changes)
-    return out
 
 
 def test_words_of_a_tiny_run(tiny_run):

@@ -174,21 +174,6 @@ def test_clean_labels_generalize_and_random_labels_are_fitted_slower(tiny):
     assert summary["selection"].startswith("final epoch")
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
-
-
 def _has_line(ax, y) -> bool:
     return any(len(line.get_ydata()) == len(y) and np.allclose(line.get_ydata(), y, rtol=1e-6)
                for line in ax.get_lines())

@@ -158,21 +158,6 @@ def test_ties_go_to_the_weaker_regularization():
 # ----------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
-
-
 def _independent_network_curves(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per curve, the test error by seed run (rows) and width (columns), from the raw error rows: no
     regularization at the last and at the validation-selected epoch, and the weight decay (dropout)

@@ -15,6 +15,7 @@ import pytest
 import mathdl.config as cfg
 from mathdl.config import ConfigError, load_plan
 from mathdl.studies import representation as rep
+from helpers import words
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRUCTIONS = {c.name: c for c in rep.CONSTRUCTIONS}
@@ -136,21 +137,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
-
-
 def test_compute_analyze_figures_report(registered, tmp_path, drawn):
     from mathdl.config import PlotConfig
     from mathdl.pipeline import run_parameters
@@ -232,10 +218,7 @@ def tiny():
 
 
 def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return " ".join(piece.section.split()), " ".join(piece.slides.split())
+    return words(exp, summary, flat=True)
 
 
 def test_words_of_a_real_tiny_run(tiny):

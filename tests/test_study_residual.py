@@ -220,21 +220,6 @@ def _run(config):
     return plan, exp, Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
-
-
 def test_compute_analyze_figures_report(tmp_path, root, drawn):
     config = {"device": "cpu", "experiments": {"res": TINY}}
     plan, exp, tables = _run(config)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mathdl.studies import sgd_linear as sl
+from helpers import edited as _edited, words as _words
 
 
 def default_params(**over):
@@ -122,21 +123,6 @@ def registered(monkeypatch):
     enum = cfg.load_schema()["$defs"]["experiment"]["properties"]["study"]
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "sgd_linear"])
     return study
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
-    from mathdl import plots
-
-    figs, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        figs[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    return figs
 
 
 def test_compute_analyze_figures_report(registered, tmp_path, drawn):
@@ -254,19 +240,6 @@ def _tiny(batch_sizes, **params):
 @pytest.fixture(scope="module")
 def tiny_run():
     return _tiny([1, 50, 0])
-
-
-def _words(exp, summary) -> tuple[str, str]:
-    from mathdl.templating import render_experiment
-
-    piece = render_experiment(exp, summary)
-    return piece.section, piece.slides
-
-
-def _edited(summary, **changes):
-    out = json.loads(json.dumps(summary))
-    out.update(changes)
-    return out
 
 
 def test_words_of_a_tiny_run(tiny_run):
