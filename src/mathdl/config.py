@@ -386,11 +386,11 @@ def _validate(raw: dict, schema: dict) -> None:
 
 def _check_slugs(names: list[str]) -> None:
     """Two experiment names that LaTeX would read as one (a_b, a-b) would share figures and results."""
-    import re
+    from mathdl.report import slug as report_slug
 
     seen: dict[str, str] = {}
     for name in names:
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+        slug = report_slug(name)
         if slug in seen:
             raise ConfigError(
                 f"experiments: {seen[slug]!r} and {name!r} differ only in punctuation (both read as {slug!r} "

@@ -43,11 +43,12 @@ def find_ancestor(match: str = "snakemake") -> int | None:
     return None
 
 
-def _alive(pid: int, start_time: str) -> bool:
+def _start_time(pid: int) -> str | None:
+    """When a process started (field 22 of /proc/<pid>/stat): with the pid, its identity."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19] == start_time
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
-        return False
+        return None
 
 
 def exit_with_ancestor(match: str = "snakemake", poll_s: float = POLL_S) -> int | None:
@@ -58,10 +59,10 @@ def exit_with_ancestor(match: str = "snakemake", poll_s: float = POLL_S) -> int 
     pid = find_ancestor(match)
     if pid is None:
         return None
-    start_time = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]  # pid reuse guard
+    start_time = _start_time(pid)  # a reused pid is another process
 
     def watch():
-        while _alive(pid, start_time):
+        while start_time is not None and _start_time(pid) == start_time:
             time.sleep(poll_s)
         print(f"mathdl: Snakemake (pid {pid}) is gone; ending this job", flush=True)
         os._exit(143)

@@ -24,16 +24,17 @@ class Tables:
     def final(self) -> pd.DataFrame:
         """Wide table of each run's last recorded epoch: one row per run, columns split_metric."""
         last = self.metrics.loc[self.metrics.groupby(["run_id", "split", "metric"])["epoch"].idxmax()]
-        wide = last.pivot_table(index="run_id", columns=["split", "metric"], values="value", dropna=False)
-        wide.columns = [f"{s}_{m}" for s, m in wide.columns]
-        return self.runs.merge(wide.reset_index(), on="run_id", how="left")
+        return self._wide(last)
 
     def selected(self) -> pd.DataFrame:
         """Like :meth:`final`, at each run's ``selected_epoch`` (early stopping's choice on the
         validation split; without early stopping, the last epoch)."""
         at = self.metrics.merge(self.runs[["run_id", "selected_epoch"]], on="run_id")
-        at = at[at["epoch"] == at["selected_epoch"]]
-        wide = at.pivot_table(index="run_id", columns=["split", "metric"], values="value", dropna=False)
+        return self._wide(at[at["epoch"] == at["selected_epoch"]])
+
+    def _wide(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The runs table with one metric row per (run, split, metric) as columns split_metric."""
+        wide = rows.pivot_table(index="run_id", columns=["split", "metric"], values="value", dropna=False)
         wide.columns = [f"{s}_{m}" for s, m in wide.columns]
         return self.runs.merge(wide.reset_index(), on="run_id", how="left")
 
