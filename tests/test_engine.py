@@ -212,6 +212,7 @@ def test_devices():
             engine.resolve_device("cuda")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_gives_the_cpu_tables():
     g = small_group(train={"dtype": "float64"}, per_run=[{"dropout": 0.1}, {"lr": 0.1}])
