@@ -71,7 +71,7 @@ def test_group_spec_round_trips_through_a_dict(tiny_config):
         (lambda c: c.update(device="tpu"), "device: 'tpu' is not one of 'auto', 'cpu', 'cuda'"),
         (lambda c: c.update(experiments={}), "experiments: must hold at least one entry"),
         (lambda c: c["experiments"]["exp"].update(seeds=[]), "experiments.exp.seeds: must not be empty"),
-        (lambda c: c["experiments"]["exp"].update(plot={"x": "model.depth"}), "experiments.exp.plot.x: 'model.depth' is not a sweep key"),
+        (lambda c: c["experiments"]["exp"].update(plot={"x": "model.depth"}), "experiments.exp.plot.x: 'model.depth' is not a varied key"),
         (lambda c: c["experiments"].update({"bad/name": {"study": "sweep"}}), "experiments: 'bad/name' is not a valid name"),
     ],
 )

@@ -377,11 +377,32 @@ def _validate(raw: dict, schema: dict) -> None:
             if len(set(map(_canonical, values))) != len(values):
                 raise ConfigError(f"experiments.{name}.sweep.{key}: values repeat")
         _check_sweepable(name, exp)
-        x = exp["plot"]["x"]
-        if x and x not in exp["sweep"]:
-            raise ConfigError(
-                f"experiments.{name}.plot.x: {x!r} is not a sweep key (sweep keys: {', '.join(exp['sweep']) or 'none'})"
-            )
+        _check_plot_keys(name, exp["plot"], list(exp["sweep"]))
+
+
+PLOT_CHANNELS = ("hue", "style", "col", "row")  # the experiment's plot keys that name a varied key
+
+
+def _check_plot_keys(name: str, plot: dict, varied: list[str]) -> None:
+    """plot.x and each channel set (hue, style, col, row) name a varied key, each a different one."""
+    where = f"experiments.{name}.plot"
+    known = f"(varied keys: {', '.join(varied) or 'none'})"
+    x = plot["x"]
+    if x and x not in varied:
+        raise ConfigError(f"{where}.x: {x!r} is not a varied key {known}")
+    taken = {"x": x or (varied[0] if varied else "")}
+    for channel in PLOT_CHANNELS:
+        key = plot[channel]
+        if not key:
+            continue
+        if key not in varied:
+            raise ConfigError(f"{where}.{channel}: {key!r} is not a varied key {known}")
+        for other, other_key in taken.items():
+            if key == other_key:
+                default = " (the first varied key, plot.x's default)" if other == "x" and not x else ""
+                raise ConfigError(f"{where}.{channel}: {key!r} is already plot.{other}{default}; "
+                                  f"each varied key goes on one channel")
+        taken[channel] = key
 
 
 def _check_slugs(names: list[str]) -> None:

@@ -103,9 +103,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ExperimentPlot:
-    x: str
+    x: str  # the varied key on the horizontal axis (the first varied key when not set)
     logx: bool
     logy: bool
+    # Varied keys drawn as colour, line style, facet columns and facet rows; "" lets the
+    # sweep study's figures choose among the varied keys that are not on another channel.
+    hue: str = ""
+    style: str = ""
+    col: str = ""
+    row: str = ""
 
 
 @dataclass(frozen=True)
