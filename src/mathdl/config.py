@@ -39,6 +39,7 @@ from mathdl.spec import (  # noqa: F401  (re-exported: the plan's types)
     TaskConfig,
     TrainConfig,
     _canonical,
+    model_identity,
     stable_hash,
 )
 
@@ -257,7 +258,8 @@ def _check_data(plan: "Plan") -> None:
 
 
 def _merge_study_defaults(raw: dict, schema: dict) -> None:
-    """Put each experiment on top of its study's defaults (the user's sweep replaces the study's)."""
+    """Put each experiment on top of its study's defaults. The design is replaced as a whole: an
+    experiment that gives any of sweep, zip and cases does not get the study's default sweep."""
     from mathdl.studies import STUDIES
 
     experiments = raw.get("experiments")
@@ -273,13 +275,25 @@ def _merge_study_defaults(raw: dict, schema: dict) -> None:
             raise ConfigError(
                 f"experiments.{name}.study: unknown study {study!r} (valid: {', '.join(sorted(STUDIES))})"
             )
-        experiments[name] = _deep_merge(STUDIES[study].defaults, exp)
+        _check_width_and_budget(name, exp)
+        defaults = STUDIES[study].defaults
+        if any(part in exp for part in DESIGN_PARTS):
+            defaults = {k: v for k, v in defaults.items() if k not in DESIGN_PARTS}
+        experiments[name] = _deep_merge(defaults, exp)
+
+
+def _check_width_and_budget(name: str, exp: dict) -> None:
+    """A width the plan author wrote beside a budget would be silently replaced by the budget's."""
+    model = exp.get("model")
+    if isinstance(model, dict) and "width" in model and model.get("param_budget") not in (None, 0):
+        raise ConfigError(f"experiments.{name}.model.width: not used when model.param_budget is set (the budget "
+                          f"chooses the width); remove one of them")
 
 
 def _deep_merge(base: Mapping, override: Mapping) -> dict:
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if key != "sweep" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if key not in DESIGN_PARTS and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -343,6 +357,7 @@ def _first_error(validator, instance) -> jsonschema.ValidationError | None:
 
 
 def _validate(raw: dict, schema: dict) -> None:
+    _check_empty_designs(raw)
     validator = _DefaultFillingValidator(schema)
     error = _first_error(validator, raw)
     if error is not None:
@@ -359,25 +374,140 @@ def _validate(raw: dict, schema: dict) -> None:
             where, what = _describe(error).split(": ", 1)
             where = "" if where == "(top level)" else "." + where
             raise ConfigError(f"experiments.{name}.params{where}: {what}")
-        for key, values in exp["sweep"].items():
-            section, sub = key.split(".", 1)
-            props = params_schema["properties"] if section == "params" else defs[section]["properties"]
-            if sub not in props:
-                close = difflib.get_close_matches(sub, list(props), n=1)
-                hint = f" (did you mean {section}.{close[0]}?)" if close else ""
-                raise ConfigError(
-                    f"experiments.{name}.sweep: {key!r} is not a key of {section}{hint}; "
-                    f"valid: {', '.join(f'{section}.{p}' for p in props)}"
-                )
-            sub_validator = jsonschema.Draft202012Validator(props[sub])
-            for i, value in enumerate(values):
-                err = _first_error(sub_validator, value)
-                if err is not None:
-                    raise ConfigError(f"experiments.{name}.sweep.{key}[{i}]: {_describe(err).split(': ', 1)[1]}")
-            if len(set(map(_canonical, values))) != len(values):
-                raise ConfigError(f"experiments.{name}.sweep.{key}: values repeat")
-        _check_sweepable(name, exp)
-        _check_plot_keys(name, exp["plot"], list(exp["sweep"]))
+        varied = _check_design(name, exp, params_schema, defs)
+        _check_plot_keys(name, exp["plot"], varied)
+
+
+DESIGN_PARTS = ("sweep", "zip", "cases")  # the ways an experiment varies keys; crossed with each other
+
+
+def _check_empty_designs(raw: dict) -> None:
+    """An empty zip or cases (before defaults fill them in) is a mistake, not a design."""
+    experiments = raw.get("experiments")
+    for name, exp in (experiments.items() if isinstance(experiments, dict) else ()):
+        if isinstance(exp, dict) and exp.get("zip") == {}:
+            raise ConfigError(f"experiments.{name}.zip: must hold at least one key (leave zip out for no zipped keys)")
+        if isinstance(exp, dict) and exp.get("cases") == []:
+            raise ConfigError(f"experiments.{name}.cases: must not be empty (leave cases out for no cases)")
+
+
+def _design_entries(exp: dict) -> list[tuple[str, str, str, list, bool]]:
+    """Every occurrence of a varied key: (part, where it is, key, values, one value per index?)."""
+    entries = [("sweep", "sweep", k, v, True) for k, v in exp["sweep"].items()]
+    entries += [("zip", "zip", k, v, True) for k, v in exp["zip"].items()]
+    entries += [("cases", f"cases[{i}]", k, [v], False) for i, case in enumerate(exp["cases"]) for k, v in case.items()]
+    return entries
+
+
+def _part_varying(exp: dict, key: str) -> str | None:
+    """The part of the design (sweep, zip, cases) that varies ``key``, or None."""
+    return next((part for part, _, k, _, _ in _design_entries(exp) if k == key), None)
+
+
+def _base_value(exp: dict, key: str):
+    """The experiment's own value of a section.key (what a case that leaves the key out gets)."""
+    section, sub = key.split(".", 1)
+    return exp[section][sub]
+
+
+def _point_text(point: Mapping) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def _check_design(name: str, exp: dict, params_schema: dict, defs: dict) -> list[str]:
+    """sweep, zip and cases: known keys, valid values, each key in one part, zip lists of one
+    length, no point twice, the study's SWEEPABLE, param_budget's rules. Returns the varied keys."""
+    at = f"experiments.{name}"
+    part_of: dict[str, str] = {}  # varied key -> the part that varies it, in design order
+    for part, where, key, values, indexed in _design_entries(exp):
+        section, sub = key.split(".", 1)
+        props = params_schema["properties"] if section == "params" else defs[section]["properties"]
+        if sub not in props:
+            close = difflib.get_close_matches(sub, list(props), n=1)
+            hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+            raise ConfigError(f"{at}.{where}: {key!r} is not a key of {section}{hint}; "
+                              f"valid: {', '.join(f'{section}.{p}' for p in props)}")
+        sub_validator = jsonschema.Draft202012Validator(props[sub])
+        for i, value in enumerate(values):
+            err = _first_error(sub_validator, value)
+            if err is not None:
+                raise ConfigError(f"{at}.{where}.{key}{f'[{i}]' if indexed else ''}: {_describe(err).split(': ', 1)[1]}")
+        if part == "sweep" and len(set(map(_canonical, values))) != len(values):
+            raise ConfigError(f"{at}.sweep.{key}: values repeat")
+        if part_of.setdefault(key, part) != part:
+            raise ConfigError(f"{at}.{where}.{key}: {key} is also varied by {part_of[key]}; "
+                              f"a key may appear in only one of sweep, zip and cases")
+    _check_zip(at, exp["zip"])
+    _check_cases(at, exp)
+    _check_sweepable(name, exp["study"], part_of)
+    _check_budget(at, exp, part_of)
+    return list(part_of)
+
+
+def _check_zip(at: str, zipped: dict) -> None:
+    lengths = {key: len(values) for key, values in zipped.items()}
+    first = next(iter(lengths), None)
+    for key, n in lengths.items():
+        if n != lengths[first]:
+            raise ConfigError(f"{at}.zip.{key}: {n} values, but zip.{first} has {lengths[first]}; zipped lists "
+                              f"vary together (one point per index), so they need equal lengths")
+    seen: dict[str, int] = {}
+    for i, row in enumerate(zip(*zipped.values())):
+        j = seen.setdefault(_canonical(row), i)
+        if j != i:
+            raise ConfigError(f"{at}.zip: point {i} is the same as point {j} ({_point_text(dict(zip(zipped, row)))})")
+
+
+def _check_cases(at: str, exp: dict) -> None:
+    keys = list(dict.fromkeys(k for case in exp["cases"] for k in case))
+    seen: dict[str, int] = {}
+    for i, case in enumerate(exp["cases"]):
+        j = seen.setdefault(_canonical([case.get(k, _base_value(exp, k)) for k in keys]), i)
+        if j != i:
+            raise ConfigError(f"{at}.cases[{i}]: the same point as cases[{j}] (a key that a case leaves out "
+                              f"takes the experiment's value)")
+
+
+def _check_budget(at: str, exp: dict, part_of: dict[str, str]) -> None:
+    """model.param_budget chooses the width: the width may not be varied, and the study must train
+    its networks with the engine (a study's own compute would not use the chosen width)."""
+    from mathdl.studies import STUDIES
+
+    budget = "model.param_budget"
+    where = f"{part_of[budget]}.{budget}" if budget in part_of else budget
+    set_somewhere = exp["model"]["param_budget"] > 0 or any(
+        v > 0 for _, _, key, values, _ in _design_entries(exp) if key == budget for v in values)
+    if not set_somewhere:
+        return
+    if "model.width" in part_of:
+        raise ConfigError(f"{at}.{part_of['model.width']}.model.width: the width is chosen by model.param_budget; "
+                          f"vary the budget instead, or set param_budget to 0")
+    if STUDIES[exp["study"]].compute is not None:
+        raise ConfigError(f"{at}.{where}: study {exp['study']} computes its runs itself, so no width chosen "
+                          f"for a budget would be used; param_budget works with studies that train with the engine (sweep)")
+
+
+def width_for_budget(model: ModelConfig, d: int, k: int, budget: int) -> int | None:
+    """The width w >= 1 whose network (d inputs, k outputs) has the parameter count P(w) nearest
+    ``budget``, ties to the smaller width; None when even P(1) exceeds the budget.
+
+    P(w) grows strictly with w and P(w) > w, so bisection on [1, budget] finds the largest w with
+    P(w) <= budget; the nearest is it or w + 1.
+    """
+    import dataclasses
+
+    from mathdl.resources import network_parameter_count  # torch-free, as plan loading must be
+
+    def count(w: int) -> int:
+        return network_parameter_count(dataclasses.replace(model, width=w), d, k)
+
+    if count(1) > budget:
+        return None
+    lo, hi = 1, budget  # count(lo) <= budget < count(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) <= budget else (lo, mid)
+    return lo if budget - count(lo) <= count(hi) - budget else hi
 
 
 PLOT_CHANNELS = ("hue", "style", "col", "row")  # the experiment's plot keys that name a varied key
@@ -420,17 +550,17 @@ def _check_slugs(names: list[str]) -> None:
         seen[slug] = name
 
 
-def _check_sweepable(name: str, exp: dict) -> None:
-    """A study that declares SWEEPABLE accepts only those sweep keys: its analysis could not tell
-    runs apart by any other (they would be mixed into one curve)."""
+def _check_sweepable(name: str, study: str, part_of: dict[str, str]) -> None:
+    """A study that declares SWEEPABLE accepts only those varied keys (in sweep, zip or cases): its
+    analysis could not tell runs apart by any other (they would be mixed into one curve)."""
     from mathdl.studies import STUDIES
 
-    allowed = STUDIES[exp["study"]].sweepable
-    extra = [key for key in exp["sweep"] if allowed is not None and key not in allowed]
+    allowed = STUDIES[study].sweepable
+    extra = [key for key in part_of if allowed is not None and key not in allowed]
     if extra:
         what = f"only {', '.join(allowed)}" if allowed else "nothing (it computes its grids from params)"
         raise ConfigError(
-            f"experiments.{name}.sweep: study {exp['study']} sweeps {what}, not {', '.join(extra)}; "
+            f"experiments.{name}.{part_of[extra[0]]}: study {study} sweeps {what}, not {', '.join(extra)}; "
             f"set a single value in the experiment, or run other values as separate experiments"
         )
 
@@ -472,34 +602,73 @@ def _build_report(report: dict, names: list[str]) -> ReportConfig:
                         survey=report["survey"])
 
 
+def _design_points(exp: dict) -> list[dict]:
+    """The points of an experiment's design: the grid of sweep, times the rows of zip, times the
+    cases (each case filled with the experiment's value of a varied key it leaves out). Every
+    point holds every varied key, in design order: sweep's keys, zip's, then the cases'."""
+    sweep, zipped, cases = exp["sweep"], exp["zip"], exp["cases"]
+    case_keys = list(dict.fromkeys(k for case in cases for k in case))
+    grid = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    rows = [dict(zip(zipped, values)) for values in zip(*zipped.values())] if zipped else [{}]
+    filled = [{k: case.get(k, _base_value(exp, k)) for k in case_keys} for case in cases] or [{}]
+    return [{**g, **r, **c} for g in grid for r in rows for c in filled]
+
+
+def _resolve_budget(name: str, exp: dict, sections: dict, point: dict) -> None:
+    """With model.param_budget set, the point's width is the one nearest the budget (in place)."""
+    from mathdl.resources import network_parameter_count
+    from mathdl.tasks import input_dim, n_outputs
+
+    model = sections["model"]
+    if not model["param_budget"]:
+        return
+    task = TaskConfig(**sections["task"])
+    d, k = input_dim(task), n_outputs(task)
+    width = width_for_budget(ModelConfig(**model), d, k, model["param_budget"])
+    if width is None:
+        smallest = network_parameter_count(ModelConfig(**{**model, "width": 1}), d, k)
+        part = _part_varying(exp, "model.param_budget")
+        at = f" (at point {_point_text(point)})" if point else ""
+        raise ConfigError(
+            f"experiments.{name}.{part + '.' if part else ''}model.param_budget: a budget of "
+            f"{model['param_budget']:,} parameters is below the smallest network's {smallest:,} (width 1, depth "
+            f"{model['depth']}, {d} inputs, {k} outputs){at}"
+        )
+    model["width"] = width
+
+
 def _build_experiment(name: str, exp: dict) -> Experiment:
-    sweep = tuple((k, tuple(v)) for k, v in exp["sweep"].items())
-    keys = [k for k, _ in sweep]
     runs_by_group: dict[str, list[RunSpec]] = {}
     group_data: dict[str, str] = {}
-    for values in itertools.product(*(v for _, v in sweep)):
-        point = dict(zip(keys, values))
+    points = _design_points(exp)
+    keys = list(points[0])
+    for point in points:
         sections = {s: dict(exp[s]) for s in _SECTIONS}
         params = dict(exp["params"])
         for key, value in point.items():
             section, sub = key.split(".", 1)
             (params if section == "params" else sections[section])[sub] = value
+        _resolve_budget(name, exp, sections, point)
         task, model, train = (_SECTIONS[s](**sections[s]) for s in ("task", "model", "train"))
         shared_train = {k: v for k, v in sections["train"].items() if k not in PER_RUN_TRAIN_KEYS}
         data_id = stable_hash(sections["task"])
-        shape = {"task": sections["task"], "model": sections["model"], "train": shared_train}
+        hashed = {**sections, "model": model_identity(sections["model"])}
+        shape = {"task": hashed["task"], "model": hashed["model"], "train": shared_train}
         if params:  # every study parameter shapes the group; omitted when empty (stable ids)
             shape["params"] = params
         group_id = stable_hash(shape)
         group_data[group_id] = data_id
         for seed in exp["seeds"]:
-            identity = {**sections, "seed": seed, **({"params": params} if params else {})}
+            identity = {**hashed, "seed": seed, **({"params": params} if params else {})}
             runs_by_group.setdefault(group_id, []).append(
                 RunSpec(stable_hash(identity), seed, tuple(point.items()), task, model, train, params)
             )
     groups = tuple(
         GroupSpec(gid, name, exp["study"], group_data[gid], tuple(runs)) for gid, runs in runs_by_group.items()
     )
+    # Every varied key with the distinct values that occur, in order of first occurrence (for a
+    # sweep alone: its values as the config lists them).
+    sweep = tuple((k, tuple({_canonical(p[k]): p[k] for p in points}.values())) for k in keys)
     plot = dict(exp["plot"])
     if not plot["x"] and keys:
         plot["x"] = keys[0]

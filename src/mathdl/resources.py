@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from mathdl.spec import GroupSpec
+from mathdl.spec import GroupSpec, ModelConfig
 
 ASSUMED_FLOPS = 1e9  # a slow CPU core; GPUs are far faster, so the estimate errs long
 MEM_MB_BASE = 1500  # Python, torch and the data; a profile's set-resources can raise it
@@ -26,8 +26,13 @@ def parameter_count(group: GroupSpec, d: int | None = None, k: int | None = None
     """
     d = group.task.input_dim if d is None else d
     k = group.task.n_classes if k is None else k
-    w, depth = group.model.width, group.model.depth
-    if group.model.residual:  # embedding, two layers per block, read-out
+    return network_parameter_count(group.model, d, k)
+
+
+def network_parameter_count(model: ModelConfig, d: int, k: int) -> int:
+    """Parameters of one network of this architecture with ``d`` inputs and ``k`` outputs."""
+    w, depth = model.width, model.depth
+    if model.residual:  # embedding, two layers per block, read-out
         layers = [(d, w)] + [(w, w)] * (2 * depth) + [(w, k)]
     else:
         sizes = [d] + [w] * depth + [k]

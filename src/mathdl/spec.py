@@ -76,6 +76,8 @@ class ModelConfig:
     residual_scale: float  # s, the scale of each residual branch
     init: str  # pytorch | uniform | he | glorot | ntk
     output_scale: float  # alpha: the network computes alpha * (last layer)
+    # A target parameter count (0: off); when set, the plan chose ``width`` to meet it.
+    param_budget: int = 0
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,16 @@ class Plan:
                 return e
         raise KeyError(f"no experiment {name!r}; the plan has {[e.name for e in self.experiments]}")
 
+
+
+def model_identity(model: Mapping[str, Any]) -> dict:
+    """The model keys that go into run and group ids: every key, but param_budget only when set.
+
+    A budget that is off (0) is left out so that plans without budgets keep the ids they had
+    before budgets existed (their results are reused); a budget that is set stays, since two
+    budgets are two points of a design even where they happen to choose the same width.
+    """
+    return {k: v for k, v in model.items() if not (k == "param_budget" and not v)}
 
 
 def _canonical(obj: Any) -> str:
