@@ -35,6 +35,7 @@ def _sweep_summary(best_width=4, n_diverged=0):
         "best_x": best_width, "largest_x": 4, "smallest_x": 2,
         "train_error_at_largest_x": 0.10, "test_error_at_largest_x": 0.20,
         "best_test_error": best["test_error"]["mean"],
+        "at_largest_x": {"n_points": 1, "best": points[1], "worst": points[1]},
     }
 
 

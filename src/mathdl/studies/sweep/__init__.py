@@ -34,58 +34,115 @@ DEFAULTS: dict[str, Any] = {
 
 FIGURES = ("error_vs_x", "learning_curves")
 
+# The settings the setup sentence names: each printed where it has one value over the runs;
+# one that varies without being swept (a width chosen per point) gets a sentence of its own.
+SETUP_KEYS = ("model.depth", "model.width", "model.activation", "train.optimizer", "train.lr", "train.loss",
+              "train.epochs", "task.name", "task.kind", "task.n_train", "task.label_noise")
+
 
 def _error_name(experiment) -> str:
     return "error rate" if experiment.task.kind == "classification" else "mean squared error"
 
 
 def analyze(tables, experiment) -> dict:
-    """Mean final errors per sweep point with confidence intervals over seeds; the best point."""
-    from mathdl.tables import CI_LEVEL, mean_ci
+    """Mean errors per full sweep point (over seeds only) with confidence intervals; the best
+    point; the points at the smallest and largest value of plot.x.
 
-    # With early stopping the selection on the validation split is the point: report the
-    # errors at each run's selected epoch; without it, at the last epoch.
+    With early stopping the selection on the validation split is the point: the errors are those
+    at each run's selected epoch, and each point keeps the last epoch's errors beside them."""
+    from mathdl.tables import CI_LEVEL, mean_ci_dict
+
     early = bool(experiment.train.early_stopping)
-    final = tables.selected() if early else tables.final()
+    final = tables.final().set_index("run_id")
+    at = tables.selected() if early else tables.final()
     keys = [k for k, _ in experiment.sweep]
+    derived = [k for k in SETUP_KEYS if k in tables.runs and k not in keys and tables.runs[k].nunique() > 1]
     points = []
-    grouped = final.groupby(keys, sort=True) if keys else [((), final)]
-    for values, df in grouped:
-        values = values if isinstance(values, tuple) else (values,)
-        entry = {"point": {k: _plain(v) for k, v in zip(keys, values)}, "n_runs": int(len(df)),
-                 "n_diverged": int(df["diverged"].sum())}
+    for values, df in _by_point(at, keys):
+        entry = {"point": values, "n_runs": int(len(df)), "n_diverged": int(df["diverged"].sum())}
+        if derived:  # settings chosen per point (a width from a parameter budget): one value each
+            entry["also"] = {k: _plain(df[k].iloc[0]) if df[k].nunique() == 1 else None for k in derived}
         df = df[~df["diverged"].astype(bool)]  # diverged runs are left out of the means
         for split in ("train", "test"):
-            mean, lo, hi = mean_ci(df[f"{split}_error"], CI_LEVEL)
-            entry[f"{split}_error"] = {"mean": mean, "ci_low": lo, "ci_high": hi}
-        entry["gap"] = entry["test_error"]["mean"] - entry["train_error"]["mean"]
+            entry[f"{split}_error"] = mean_ci_dict(df[f"{split}_error"], CI_LEVEL)
+        entry["gap"] = _difference(entry["test_error"]["mean"], entry["train_error"]["mean"])
+        if early:
+            for split in ("train", "test"):
+                entry[f"final_{split}_error"] = mean_ci_dict(final.loc[df["run_id"], f"{split}_error"], CI_LEVEL)
+            entry["selected_epoch"] = float(df["selected_epoch"].mean()) if len(df) else None
+        if "n_params" in df:
+            entry["n_params"] = int(round(df["n_params"].mean())) if len(df) else None
         points.append(entry)
-    finite = [p for p in points if math.isfinite(p["test_error"]["mean"])]
+    finite = [p for p in points if p["test_error"]["mean"] is not None]
     best = min(finite, key=lambda p: p["test_error"]["mean"]) if finite else None
-    x = experiment.plot.x
+    x = experiment.plot.x if keys else ""
+    runs = tables.runs
     summary: dict[str, Any] = {
         "x": x,
+        "keys": keys,
+        "values": {k: sorted({_plain(v) for v in runs[k]}, key=_sortable) for k in keys},
         "error_name": _error_name(experiment),
         "confidence": CI_LEVEL,
-        "n_runs": int(len(final)),
+        "n_runs": int(len(at)),
         "n_seeds": len(experiment.seeds),
-        "n_diverged": int(final["diverged"].sum()),
+        "n_points": len(points),
+        "n_diverged": int(at["diverged"].sum()),
         "final_epoch": int(tables.metrics["epoch"].max()),
         "early_stopping": int(early),
         "points": points,
         "best": best,
+        "setup": _setup(runs, experiment),
     }
-    if x and best is not None:
-        last = points[-1] if len(keys) == 1 else max(points, key=lambda p: _sortable(p["point"][x]))
-        summary["best_x"] = best["point"][x]
-        summary["largest_x"] = last["point"][x]
-        first = points[0] if len(keys) == 1 else min(points, key=lambda p: _sortable(p["point"][x]))
-        summary["smallest_x"] = first["point"][x]
-        summary["train_error_at_largest_x"] = last["train_error"]["mean"]
-        summary["test_error_at_largest_x"] = last["test_error"]["mean"]
+    summary["derived"] = {k: summary["setup"].pop(k) for k in list(summary["setup"])
+                          if isinstance(summary["setup"][k], list) and k not in keys}
+    if early:
+        kept = at[~at["diverged"].astype(bool)]
+        summary["mean_selected_epoch"] = float(kept["selected_epoch"].mean()) if len(kept) else None
     if best is not None:
         summary["best_test_error"] = best["test_error"]["mean"]
+        if early:
+            summary["final_test_error_at_best"] = best["final_test_error"]["mean"]
+    if x and best is not None:
+        summary["best_x"] = best["point"][x]
+        for end, pick in (("smallest", min), ("largest", max)):
+            value = pick((p["point"][x] for p in points), key=_sortable)
+            summary[f"{end}_x"] = value
+            here = [p for p in finite if p["point"][x] == value]
+            if here:
+                summary[f"at_{end}_x"] = {
+                    "n_points": len(here),
+                    "best": min(here, key=lambda p: p["test_error"]["mean"]),
+                    "worst": max(here, key=lambda p: p["test_error"]["mean"]),
+                }
+        at_largest = summary.get("at_largest_x")
+        if at_largest and at_largest["n_points"] == 1:  # one point: its errors are the errors 'at the largest x'
+            summary["train_error_at_largest_x"] = at_largest["best"]["train_error"]["mean"]
+            summary["test_error_at_largest_x"] = at_largest["best"]["test_error"]["mean"]
     return summary
+
+
+def _by_point(df, keys):
+    """(the point's key values, its runs) for each full sweep point, in sorted order."""
+    if not keys:
+        yield {}, df
+        return
+    for values, rows in df.groupby(keys, sort=True, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        yield {k: _plain(v) for k, v in zip(keys, values)}, rows
+
+
+def _setup(runs, experiment) -> dict:
+    """Each setup key's single value over the runs, or its sorted distinct values where it varies."""
+    out = {}
+    for key in SETUP_KEYS:
+        section, name = key.split(".", 1)
+        values = sorted({_plain(v) for v in runs[key]}, key=_sortable) if key in runs else [getattr(getattr(experiment, section), name)]
+        out[key] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _difference(a, b):
+    return None if a is None or b is None else a - b
 
 
 def _plain(v):
@@ -93,116 +150,130 @@ def _plain(v):
 
 
 def _sortable(v):
-    return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+    return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
 
 
 def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
-    """error_vs_x: final train/test error against the swept key; learning_curves: test error by epoch."""
-    import pandas as pd
-
+    """error_vs_x: train and test error against plot.x, every other varied key on colour,
+    markers or facets (means over seeds only); learning_curves: test error by epoch."""
     from mathdl import plots
     from mathdl.report import key_name
+    from mathdl.studies.sweep import plotting
 
     plots.setup(plot)
-    x = experiment.plot.x
-    final = tables.selected() if summary.get("early_stopping") else tables.final()
-    long = final.melt(
-        id_vars=[c for c in final.columns if not c.endswith("_error") and not c.endswith("_loss")],
-        value_vars=["train_error", "test_error"],
-        var_name="split",
-        value_name="error",
-    )
-    long["split"] = long["split"].str.removesuffix("_error")
-    errorbar = ("ci", round(100 * plot.confidence))
-    fig, (ax,) = plots.new_figure(plot)
-    if x:
-        import seaborn as sns
-
-        sns.lineplot(data=long, x=x, y="error", hue="split", marker="o", errorbar=errorbar, ax=ax)
-        ax.set_xlabel(key_name(x))
-        if experiment.plot.logx and (long[x] > 0).all():
-            ax.set_xscale("log")
+    err = summary["error_name"]
+    data, layout = plotting.error_data(tables, summary, experiment)
+    if summary["x"]:
+        xlabel = key_name(summary["x"]) + (f" ({plotting.channel_title(layout.along_x)})" if layout.along_x else "")
+        fig = plotting.draw(data, layout, plot, x=summary["x"], xlabel=xlabel, ylabel=err, splits=True,
+                                 logx=experiment.plot.logx, logy=experiment.plot.logy)
     else:
-        import seaborn as sns
-
-        sns.pointplot(data=long, x="split", y="error", errorbar=errorbar, ax=ax)
-    if experiment.plot.logy:
-        ax.set_yscale("log")
-    ax.set_ylabel(summary["error_name"])
+        fig = plotting.draw(data.assign(where=data["split"]), layout, plot, x="where", xlabel="split",
+                                 ylabel=err, splits=True, logx=False, logy=experiment.plot.logy)
     names = [plots.save(fig, outdir, "error_vs_x", plot)]
 
-    curves = tables.with_params()
-    curves = curves[(curves["split"] == "test") & (curves["metric"] == "error")]
-    # The schedule's epochs only: an early-stopped run adds a row at its selected epoch, and a
-    # mean over the few runs that hold such a row would spike.
-    n_runs = curves.groupby("epoch")["run_id"].nunique()
-    curves = curves[curves["epoch"].isin(n_runs.index[n_runs == n_runs.max()])]
-    fig, (ax,) = plots.new_figure(plot)
-    import seaborn as sns
-
-    hue = x if x else None
-    if hue:  # a few values, evenly spaced on the palette: ten shades of one colour cannot be told apart
-        shown = curve_values(summary)
-        curves = curves[curves[hue].isin(shown)].assign(**{hue: lambda df: df[hue].astype(str)})
-    sns.lineplot(
-        data=curves,
-        x="epoch",
-        y="value",
-        hue=hue,
-        hue_order=[str(v) for v in shown] if hue else None,
-        palette=sns.color_palette("viridis", len(shown)) if hue else None,
-        errorbar=None,
-        ax=ax,
-        legend="full" if hue else False,
-    )
-    if hue and ax.get_legend() is not None:
-        ax.get_legend().set_title(key_name(x))
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlim(left=0)  # epochs are never negative: no empty half of the axis
-    ax.set_ylabel(f"test {summary['error_name']}")
-    if experiment.plot.logy:
-        ax.set_yscale("log")
+    curves, curve_layout = plotting.curve_data(tables, summary, experiment)
+    marks = (plotting.selected_marks(tables, experiment, curves, curve_layout)
+             if summary["early_stopping"] else None)
+    fig = plotting.draw(curves, curve_layout, plot, x="epoch", xlabel="epoch", ylabel=f"test {err}",
+                             splits=False, logx=False, logy=experiment.plot.logy, epochs=summary["final_epoch"],
+                             band=False, marks=marks)
     names.append(plots.save(fig, outdir, "learning_curves", plot))
-    del pd
     return names
 
 
-MAX_CURVES = 5  # learning curves drawn: the smallest, the largest and evenly spaced ones between
-
-
-def curve_values(summary) -> list:
-    """The values of the swept key whose learning curves are drawn (at most MAX_CURVES)."""
-    x = summary["x"]
-    values = sorted({p["point"][x] for p in summary["points"]}, key=_sortable) if x else []
-    if len(values) <= MAX_CURVES:
-        return values
-    picks = sorted({round(i * (len(values) - 1) / (MAX_CURVES - 1)) for i in range(MAX_CURVES)})
-    return [values[i] for i in picks]
-
-
 def context(experiment, summary) -> dict:
-    """What the templates need beyond the summary: the swept keys' names, the table's cells."""
+    """What the templates need beyond the summary, all in sweep order: the swept keys and their
+    values in words, which key is on which channel of the figures, the table's cells, and the
+    points the extreme-value sentences name (every key of each)."""
+    import pandas as pd
+
     from mathdl.report import escape, fmt, key_name
+    from mathdl.studies.sweep import layout as layouts
+    from mathdl.studies.sweep import plotting
     from mathdl.templating import english_list
 
-    keys = [k for k, _ in experiment.sweep]
+    keys = summary.get("keys") or [k for k, _ in experiment.sweep if all(k in p["point"] for p in summary["points"])]
+    x = summary["x"]
     err = summary["error_name"]
-    level = round(100 * summary["confidence"])
+    early = bool(summary["early_stopping"])
+    points = pd.DataFrame([p["point"] for p in summary["points"]], columns=keys)
+    # A summary written by hand (or before these keys existed) lacks what the points or the
+    # experiment give as well.
+    values = summary.get("values") or {k: sorted(set(points[k]), key=_sortable) for k in keys}
+    setup = summary.get("setup") or _setup(pd.DataFrame(), experiment)
+    derived = summary.get("derived", {})
 
     def cell(v):
-        return fmt(v) if isinstance(v, (int, float)) else escape(v)
+        return fmt(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else escape(v)
 
-    header = [key_name(k) for k in keys] or ["point"]
+    def named_point(point, leave_out=()):
+        return ", ".join(f"{key_name(k)} $=$ {cell(point[k])}" for k in keys if k not in leave_out)
+
+    # The sweep in words: each block of keys that vary together, with its values.
+    moving = layouts.varied(points, keys)
+    phrases = []
+    for block in layouts.blocks(points, moving):
+        if len(block) == 1:
+            phrases.append(f"{key_name(block[0])} over {english_list(cell(v) for v in values[block[0]])}")
+        else:
+            combos = points[list(block)].drop_duplicates().sort_values(list(block), key=plotting._sort_key)
+            phrases.append(f"{english_list(key_name(k) for k in block)} together over "
+                           + english_list("(" + ", ".join(cell(v) for v in row) + ")" for row in combos.itertuples(index=False)))
+    n_grid = 1
+    for block in layouts.blocks(points, moving):
+        n_grid *= len(points[list(block)].drop_duplicates())
+    fixed = [k for k in keys if k not in moving]
+
+    # Which key is where in the figures.
+    layout = layouts.choose(points, keys, x, plotting.configured_channels(experiment)) if keys else layouts.Layout(x="")
+    words = {"hue": "colour", "style": "marker", "col": "panel columns", "row": "panel rows"}
+    channels = [f"{words[c]}: {english_list(key_name(k) for k in ks)}" for c, ks in layout.channels().items()]
+    curve_layout = layouts.for_curves(layout)
+    curve_channels = [f"{words[c]}: {english_list(key_name(k) for k in ks)}" for c, ks in curve_layout.channels().items()]
+    x_values = values.get(x, []) if x else []
+    shown = plotting.evenly_spaced(x_values)
+
+    # The table: every varied key (and settings chosen per point), then the errors.
+    also = list(derived)
+    show_params = len({p.get("n_params") for p in summary["points"]}) > 1
+    level = round(100 * summary["confidence"])
+    header = [key_name(k) for k in moving] + [key_name(k) for k in also] + (["parameters"] if show_params else [])
+    header = header or ["point"]
     header += [f"train {err}", f"test {err}", f"{level}\\% CI (test)"]
+    if early:
+        header += ["selected epoch", f"last-epoch test {err}"]
     rows = []
     for p in summary["points"]:
         te = p["test_error"]
-        rows.append([cell(v) for v in p["point"].values()] or ["--"])
-        rows[-1] += [fmt(p["train_error"]["mean"]), fmt(te["mean"]), f"[{fmt(te['ci_low'])}, {fmt(te['ci_high'])}]"]
+        row = [cell(p["point"][k]) for k in moving] + [cell(p.get("also", {}).get(k)) for k in also]
+        row += [fmt(p.get("n_params"))] if show_params else []
+        row = row or ["--"]
+        row += [fmt(p["train_error"]["mean"]), fmt(te["mean"]), f"[{fmt(te['ci_low'])}, {fmt(te['ci_high'])}]"]
+        if early:
+            row += [fmt(p["selected_epoch"], 2), fmt(p["final_test_error"]["mean"])]
+        rows.append(row)
+
     best = summary.get("best")
-    best_point = ", ".join(f"{key_name(k)} $=$ {cell(v)}" for k, v in best["point"].items()) if best else ""
-    shown = curve_values(summary)
-    n_values = len({p["point"][summary["x"]] for p in summary["points"]}) if summary["x"] else 0
-    return {"keys": keys, "key_names": [key_name(k) for k in keys], "header": header, "rows": rows,
-            "best_point": best_point, "curve_values": english_list([cell(v) for v in shown]),
-            "all_curves": len(shown) == n_values}
+    ends = {}
+    for end in ("smallest", "largest"):
+        here = summary.get(f"at_{end}_x")
+        if here:
+            ends[end] = {"n_points": here["n_points"],
+                         "best": named_point(here["best"]["point"], (x,)), "worst": named_point(here["worst"]["point"], (x,)),
+                         "best_error": here["best"]["test_error"]["mean"], "worst_error": here["worst"]["test_error"]["mean"],
+                         "best_train": here["best"]["train_error"]["mean"]}
+    return {
+        "keys": keys, "key_names": [key_name(k) for k in keys], "varied_names": [key_name(k) for k in moving],
+        "sweep_words": english_list(phrases), "n_grid": n_grid, "n_points": len(points), "fixed_words": english_list(
+            f"{key_name(k)} {cell(values[k][0])}" for k in fixed),
+        "derived_words": english_list(
+            f"{key_name(k)} from {cell(v[0])} to {cell(v[-1])}" for k, v in derived.items()),
+        "setup": setup, "varies": [k for k, v in setup.items() if isinstance(v, list)] + list(derived),
+        "channels": "; ".join(channels), "curve_channels": "; ".join(curve_channels),
+        "along_x": english_list(key_name(k) for k in layout.along_x),
+        "header": header, "rows": rows,
+        "best_point": named_point(best["point"]) if best else "",
+        "ends": ends,
+        "curve_values": english_list(cell(v) for v in shown), "all_curves": len(shown) == len(x_values),
+    }
