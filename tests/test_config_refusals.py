@@ -1,7 +1,7 @@
 """Nothing bad gets in: impossible plans are refused at load with one line naming the key.
 
-Also a seeded fuzz test (mutations of a small valid plan: each accepted and valid, or refused
-with a one-line ConfigError, never another exception), the safe CIFAR-10 reader, file modes and
+Also a seeded fuzz test (mutations of a small valid plan, its designs included: each accepted
+and valid, or refused with a one-line ConfigError, never another exception), the safe CIFAR-10 reader, file modes and
 strict JSON of the results.
 """
 
@@ -142,7 +142,7 @@ _BAD_VALUES = [None, -1, 0, 0.5, 1.5, 10**9, 2**70, float("nan"), float("inf"), 
                {}, {"a": 1}, True, "relu", "evil\nname"]
 _KEYS = {
     "task": ["name", "kind", "input_dim", "n_classes", "n_train", "n_val", "n_test", "label_noise", "seed", "bogus"],
-    "model": ["depth", "width", "activation", "residual", "init", "output_scale", "widht"],
+    "model": ["depth", "width", "activation", "residual", "init", "output_scale", "param_budget", "widht"],
     "train": ["loss", "optimizer", "lr", "momentum", "weight_decay", "dropout", "batch_size", "epochs",
               "early_stopping", "patience", "eval_points", "lr_schedule", "lrr"],
 }
@@ -153,13 +153,24 @@ def _mutations(base: dict, n: int, seed: int = 0):
     for _ in range(n):
         config = copy.deepcopy(base)
         exp = config["experiments"]["exp"]
-        kind = rng.randrange(6)
+        kind = rng.randrange(8)
         if kind <= 2:  # a value of a section
             section = rng.choice(list(_KEYS))
             exp.setdefault(section, {})[rng.choice(_KEYS[section])] = rng.choice(_BAD_VALUES)
         elif kind == 3:  # a sweep
             key = f"{rng.choice(list(_KEYS))}.{rng.choice(_KEYS['model'] + _KEYS['train'])}"
             exp["sweep"] = {key: rng.choice([[rng.choice(_BAD_VALUES)], [1, 1], [], "x"])}
+        elif kind == 6:  # a zip: lists of maybe unequal lengths, maybe a key also swept
+            if rng.random() < 0.5:
+                del exp["sweep"]
+            keys = rng.sample(["model.depth", "model.width", "model.param_budget", "train.lr", "task.bogus"], 2)
+            exp["zip"] = {k: rng.choice([[1, 2], [2, 3, 4], [rng.choice(_BAD_VALUES)], [], [1, 1]]) for k in keys}
+        elif kind == 7:  # cases: points, maybe empty, repeated, or with bad values
+            if rng.random() < 0.5:
+                del exp["sweep"]
+            key = rng.choice(["model.depth", "model.width", "model.param_budget", "train.lr", "train.bogus"])
+            exp["cases"] = rng.choice([[], [{}], [{key: 2}, {key: 2}], [{key: 3}, {key: rng.choice(_BAD_VALUES)}],
+                                       [{key: 1000}, {"model.depth": 2}], "x"])
         elif kind == 4:  # a name
             name = rng.choice(["a b", "", "x" * 80, "ok_name", "a%b", "é", "a\n", 7, "a-b"])
             config["experiments"] = {name: exp}
