@@ -94,7 +94,9 @@ def test_yaml_file_errors_are_config_errors(tmp_path):
 
 
 def test_shipped_configs_are_valid(root):
-    for path in sorted((root / "config").glob("*.yaml")):
+    paths = sorted((root / "config").glob("*.yaml")) + sorted((root / "config" / "examples").glob("*.yaml"))
+    assert len(paths) >= 5  # the four plans and at least one example
+    for path in paths:
         plan = load_plan(path)
         assert plan.experiments, path
 
