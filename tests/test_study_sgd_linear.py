@@ -284,7 +284,7 @@ def test_words_for_other_outcomes(tiny_run):
     section, _ = _words(exp, _edited(summary, first_hit_passes=1.5))
     assert "fraction of a pass" not in section
     section, _ = _words(exp, _edited(summary, n_diverged=2))
-    assert r"\num{2} of the \num{6} runs diverged." in section
+    assert r"\num{2} of the \num{6} runs diverged and are left out of the means." in section
 
 
 def test_words_of_full_batch_only():

@@ -198,9 +198,11 @@ def _data(p):
     return teacher, x_train, f(x_train), x_test, f(x_test)
 
 
-def _trained_rows(group, p, x_train, y_train, x_test, y_test, norms) -> tuple[list[tuple], dict]:
-    """Train every (activation, width) on the shared data, all seeds in one batched engine call."""
+def _trained_rows(group, p, x_train, y_train, x_test, y_test, norms, device) -> tuple[list[tuple], dict, str]:
+    """Train every (activation, width) on the shared data, all seeds in one batched engine call
+    on ``device``; rows, diverged fits per run, and the device they trained on."""
     from mathdl import engine
+    from mathdl.studies._divergence import blank_failed, failed_runs
     from mathdl.tasks import Dataset
 
     f32 = np.float32
@@ -208,21 +210,26 @@ def _trained_rows(group, p, x_train, y_train, x_test, y_test, norms) -> tuple[li
                    x_train[:0].astype(f32), y_train[:0, None].astype(f32), x_test.astype(f32), y_test[:, None].astype(f32))
     rows, diverged = [], {r.run_id: 0 for r in group.runs}
     seeds = [r.seed for r in group.runs]
+    used = str(engine.resolve_device(device))
     for act in p["activations"]:
         for m in p["widths"]:
             g = engine.make_group(seeds, model={**vars(group.model), "depth": 1, "width": m, "activation": act},
                                   train=vars(group.train), experiment=group.experiment)
-            result = engine.train(g, data, progress=False)
+            result = engine.train(g, data, device=device, progress=False)
+            used = result.device
             ids = {ours.run_id: theirs.run_id for ours, theirs in zip(g.runs, group.runs)}
             last = result.metrics["epoch"].max()
             if last != group.train.epochs:  # eval_points < 3 records epochs 0 and 1 only
                 raise ValueError(f"train.eval_points must be at least 3 (the last epoch recorded was {last})")
-            final = result.metrics[(result.metrics["metric"] == "loss") & (result.metrics["epoch"] == last)]
+            # A fit that failed, even at the last epoch, records NaN: it is left out of every mean
+            # and its run out of the series' slope.
+            metrics = blank_failed(result)
+            final = metrics[(metrics["metric"] == "loss") & (metrics["epoch"] == last)]
             for row in final.itertuples():
                 rows.append((ids[row.run_id], m, row.split, act, row.value / norms[row.split]))
-            for row in result.runs.itertuples():
-                diverged[ids[row.run_id]] += bool(row.diverged)
-    return rows, diverged
+            for run_id in failed_runs(result):
+                diverged[ids[run_id]] += 1
+    return rows, diverged, used
 
 
 def compute(group, data, device):
@@ -233,7 +240,7 @@ def compute(group, data, device):
     p = group.runs[0].params
     teacher, x_train, y_train, x_test, y_test = _data(p)
     norms = {"train": float(np.mean(y_train**2)), "test": float(np.mean(y_test**2))}
-    rows, diverged = _trained_rows(group, p, x_train, y_train, x_test, y_test, norms)
+    rows, diverged, used = _trained_rows(group, p, x_train, y_train, x_test, y_test, norms, device)
     if teacher is not None:
         constant = maurey_error_constant(*teacher, x_test) / norms["test"]
         for run in group.runs:
@@ -247,7 +254,7 @@ def compute(group, data, device):
     metrics["value"] = metrics["value"].astype(float)
     runs = pd.DataFrame([{"run_id": r.run_id, "seed": r.seed, "diverged": diverged[r.run_id] > 0,
                           "diverged_epoch": -1, "diverged_fits": diverged[r.run_id]} for r in group.runs])
-    return TrainResult(metrics=metrics, runs=runs, device="cpu", wall_time_s=time.perf_counter() - start)
+    return TrainResult(metrics=metrics, runs=runs, device=used, wall_time_s=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- analyze

@@ -433,7 +433,8 @@ def matched_widths(dim: int, deep_width: int) -> tuple[int, int, int]:
 
 
 def train_radial(group, p: dict, device: str):
-    """Train both architectures on the radial data, all seeds batched; rows and per-run status."""
+    """Train both architectures on the radial data on ``device``, all seeds batched; rows, each
+    run's first diverged epoch (-1: none) and the device used."""
     from mathdl import engine
 
     data = radial_data(p)
@@ -458,7 +459,8 @@ def train_radial(group, p: dict, device: str):
             if row["diverged"]:
                 e = int(row["diverged_epoch"])
                 diverged[rid] = e if diverged[rid] < 0 else min(diverged[rid], e)
-    return pd.concat(frames, ignore_index=True)[["run_id", "epoch", "split", "metric", "value"]], diverged
+    rows = pd.concat(frames, ignore_index=True)[["run_id", "epoch", "split", "metric", "value"]]
+    return rows, diverged, result.device
 
 
 # ----------------------------------------------------------------------------- compute
@@ -472,7 +474,7 @@ def compute(group, data, device):
     p = dict(group.runs[0].params)
     saw = pd.DataFrame(sawtooth_rows(p["k_max"], p["grid_refine"], p["shallow_widths"], p["shallow_restarts"]),
                        columns=["epoch", "split", "metric", "value"])
-    radial, diverged = train_radial(group, p, device if device != "auto" else "cpu")
+    radial, diverged, used = train_radial(group, p, device)
     frames, runs = [], []
     shallow_w, shallow_params, deep_params = matched_widths(p["dim"], p["deep_width"])
     for run in group.runs:
@@ -483,7 +485,7 @@ def compute(group, data, device):
     metrics = pd.concat(frames + [radial], ignore_index=True)
     metrics["value"] = metrics["value"].astype(float)
     metrics["epoch"] = metrics["epoch"].astype(int)
-    return TrainResult(metrics=metrics, runs=pd.DataFrame(runs), device=device,
+    return TrainResult(metrics=metrics, runs=pd.DataFrame(runs), device=used,
                        wall_time_s=time.perf_counter() - start)
 
 
@@ -547,7 +549,27 @@ def _sawtooth_summary(metrics: pd.DataFrame, restarts: int) -> dict:
     }
 
 
+RADIAL_COLUMNS = ("test_shallow_mse", "test_deep_mse", "train_shallow_mse", "train_deep_mse",
+                  "test_shallow_relative_mse", "test_deep_relative_mse")
+
+
+def _without_diverged(final: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The final rows with a failed seed's radial errors NaN (both architectures, so that the two
+    stay paired), and the number of failed seeds: those whose training diverged, at any epoch up to
+    the last, or whose final loss is not finite."""
+    values = final[list(RADIAL_COLUMNS)].to_numpy(dtype=float)
+    failed = final["diverged"].astype(bool).to_numpy() | ~np.isfinite(values).all(axis=1)
+    out = final.copy()
+    out.loc[failed, list(RADIAL_COLUMNS)] = np.nan
+    return out, int(failed.sum())
+
+
+def _nanmean(v: np.ndarray) -> float:
+    return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+
+
 def _radial_summary(final: pd.DataFrame) -> dict:
+    final, n_failed = _without_diverged(final)
     shallow, deep = final["test_shallow_mse"].to_numpy(), final["test_deep_mse"].to_numpy()
     row = final.iloc[0]
     return {
@@ -560,14 +582,14 @@ def _radial_summary(final: pd.DataFrame) -> dict:
         "shallow_params": int(row["shallow_params"]),
         "deep_params": int(row["deep_params"]),
         "n_seeds": int(len(final)),
-        "n_diverged": int(final["diverged"].sum()),
+        "n_diverged": n_failed,  # left out of every mean below
         "test_mse": {"shallow": mean_ci_dict(shallow), "deep": mean_ci_dict(deep)},
         "train_mse": {"shallow": mean_ci_dict(final["train_shallow_mse"]), "deep": mean_ci_dict(final["train_deep_mse"])},
         "test_relative_mse": {"shallow": mean_ci_dict(final["test_shallow_relative_mse"]),
                               "deep": mean_ci_dict(final["test_deep_relative_mse"])},
         # The headline: the ratio of the seed means; beside it the mean of the per-seed ratios.
-        "mse_ratio_shallow_over_deep": _num(np.nanmean(shallow) / np.nanmean(deep)),
-        "mse_ratio_per_seed_mean": _num(np.nanmean(shallow / deep)),
+        "mse_ratio_shallow_over_deep": _num(_nanmean(shallow) / _nanmean(deep)),
+        "mse_ratio_per_seed_mean": _num(_nanmean(shallow / deep)),
         # Whether the seeds' confidence intervals of the two test MSEs overlap (None: no intervals).
         "test_mse_intervals_overlap": _overlap(mean_ci_dict(shallow), mean_ci_dict(deep)),
     }

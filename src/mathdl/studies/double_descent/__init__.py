@@ -251,8 +251,9 @@ def _random_features_rows(group, data, params) -> tuple[list[tuple], dict[str, i
 
 
 def _network_rows(group, data, params, device) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Every width of ``nn_ratios`` trained by the engine, all seeds of the group batched."""
+    """Every width of ``nn_ratios`` trained by the engine on ``device``, all seeds of the group batched."""
     from mathdl import engine, models
+    from mathdl.studies._divergence import blank_failed, failed_runs
 
     n, d, k = data.x_train.shape[0], data.x_train.shape[1], data.n_outputs
     widths = sorted({width_for_params(r * n * k, group.model, d, k) for r in params["nn_ratios"]})
@@ -265,10 +266,13 @@ def _network_rows(group, data, params, device) -> tuple[pd.DataFrame, pd.DataFra
                               train=vars(group.train), experiment=group.experiment)
         result = engine.train(g, data, device=device, progress=False)
         ours = result.runs.set_index("run_id")["seed"].map(run_of_seed)
-        m = result.metrics.assign(run_id=result.metrics["run_id"].map(ours), width=width, n_params=p,
+        # A network that failed, even at the last epoch, is NaN from then on: out of every mean.
+        failed = failed_runs(result)
+        m = blank_failed(result).assign(run_id=result.metrics["run_id"].map(ours), width=width, n_params=p,
                                   ratio=p / (n * k), ridge=math.nan)
         parts.append(m)
-        status.append(result.runs.assign(run_id=result.runs["run_id"].map(ours)))
+        status.append(result.runs.assign(diverged=result.runs["run_id"].isin(failed),
+                                         run_id=result.runs["run_id"].map(ours)))
         used = result.device
     return pd.concat(parts, ignore_index=True), pd.concat(status, ignore_index=True), used
 
@@ -300,7 +304,7 @@ def _compute_network(group, data, params, device):
     rows = []
     for r in group.runs:
         mine = status[status["run_id"] == r.run_id]
-        epochs = mine.loc[mine["diverged"], "diverged_epoch"]
+        epochs = mine.loc[mine["diverged"] & (mine["diverged_epoch"] >= 0), "diverged_epoch"]
         rows.append({"run_id": r.run_id, "seed": r.seed, "diverged": bool(mine["diverged"].any()),
                      "diverged_epoch": int(epochs.min()) if len(epochs) else -1,
                      "diverged_sizes": int(mine["diverged"].sum())})
@@ -315,12 +319,15 @@ _METHODS: dict[str, Callable] = {"random_features": _compute_random_features, "n
 
 
 def _final_rows(tables) -> pd.DataFrame:
-    """Metrics of each run's last epoch at each size, with seed, method and label noise."""
+    """Metrics of each run's last epoch at each size, with seed, method and label noise; NaN for a
+    diverged network (the compute blanks it) or a non-finite fit."""
     runs = tables.runs[["run_id", "seed", "params.method", "task.label_noise"]].rename(
         columns={"params.method": "method", "task.label_noise": "label_noise"})
     m = tables.metrics.merge(runs, on="run_id", how="left")
     last = m.groupby(["run_id", "width"])["epoch"].transform("max")
-    return m[m["epoch"] == last]
+    m = m[m["epoch"] == last].copy()
+    m.loc[~np.isfinite(m["value"].to_numpy(dtype=float)), "value"] = np.nan  # out of every mean
+    return m
 
 
 def _curve(m: pd.DataFrame, split: str, metric: str, ridge: float | None = 0.0) -> pd.DataFrame:

@@ -108,28 +108,40 @@ def make_data(params: dict) -> dict:
     return {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
 
 
-def _width_rows(run_seeds, width: int, data: dict, params: dict) -> list[tuple]:
-    """Train all seeds at one width with the engine; the NTK quantities per seed."""
-    from mathdl import engine, ntk
+def _dataset(data: dict):
+    """The engine's Dataset of the shared data (NumPy, on the host); no validation split."""
     from mathdl.tasks import Dataset
 
-    x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    x, y, xt, yt = (data[k].cpu().numpy() for k in ("x_train", "y_train", "x_test", "y_test"))
     empty = np.zeros((0, x.shape[1]))
-    dataset = Dataset("regression", 1, x.numpy(), y.numpy()[:, None], empty, np.zeros((0, 1)),
-                      xt.numpy(), yt.numpy()[:, None])
+    return Dataset("regression", 1, x, y[:, None], empty, np.zeros((0, 1)), xt, yt[:, None])
+
+
+def _width_rows(run_seeds, width: int, data: dict, params: dict, device: str) -> tuple[list[tuple], str]:
+    """Train all seeds at one width with the engine on ``device`` (data: tensors on that device);
+    the NTK quantities per seed (NaN for a seed that diverged), and the device used."""
+    from mathdl import engine, ntk
+    from mathdl.studies._divergence import failed_runs
+
+    x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    dataset = _dataset(data)
     group = engine.make_group(
         run_seeds, task={"name": "none"},
         model={"depth": 1, "width": width, "activation": "relu", "init": "ntk"},
         train={"optimizer": "gd", "loss": "mse", "lr": params["lr"], "epochs": params["epochs"],
                "dtype": "float64", "eval_points": 3},  # epochs 0, 1 and T
     )
-    result = engine.train(group, dataset, progress=False)
+    result = engine.train(group, dataset, device=device, progress=False)
     engine_change = result.metrics.query("metric == 'rel_dist_init' and split == 'train'")
     engine_change = engine_change[engine_change["epoch"] == engine_change["epoch"].max()]
+    failed = failed_runs(result)
     rows = []
     for i, seed in enumerate(run_seeds):
-        p0 = ntk.init_params(width, x.shape[1], seed)
-        p_t = ntk.from_stacked(result.params, i)
+        if group.runs[i].run_id in failed:  # even at the last step: no value of it enters a mean
+            rows += [(seed, width, "width", k, float("nan")) for k in WIDTH_METRICS]
+            continue
+        p0 = tuple(p.to(x.device) for p in ntk.init_params(width, x.shape[1], seed))
+        p_t = tuple(p.to(x.device) for p in ntk.from_stacked(result.params, i))
         k0, k_t = ntk.ntk(p0, x, x), ntk.ntk(p_t, x, x)
         k0_test = ntk.ntk(p0, xt, x)
         f0, f0_test = ntk.forward(p0, x), ntk.forward(p0, xt)
@@ -149,33 +161,33 @@ def _width_rows(run_seeds, width: int, data: dict, params: dict) -> list[tuple]:
             "rel_dist_init_engine": float(engine_change["value"].iloc[i]),
         }
         rows += [(seed, width, "width", k, v) for k, v in values.items()]
-    return rows
+    return rows, result.device
 
 
-def _deep_rows(run_seeds, width: int, data: dict, params: dict) -> list[tuple]:
-    """Train all seeds of a deep network at one width; the engine's per-layer relative change at T."""
+def _deep_rows(run_seeds, width: int, data: dict, params: dict, device: str) -> list[tuple]:
+    """Train all seeds of a deep network at one width on ``device``; the engine's per-layer
+    relative change at T (NaN for a seed that diverged)."""
     from mathdl import engine
-    from mathdl.tasks import Dataset
+    from mathdl.studies._divergence import failed_runs
 
-    x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
-    empty = np.zeros((0, x.shape[1]))
-    dataset = Dataset("regression", 1, x.numpy(), y.numpy()[:, None], empty, np.zeros((0, 1)),
-                      xt.numpy(), yt.numpy()[:, None])
+    dataset = _dataset(data)
     group = engine.make_group(
         run_seeds, task={"name": "none"},
         model={"depth": params["deep_depth"], "width": width, "activation": "relu", "init": "ntk"},
         train={"optimizer": "gd", "loss": "mse", "lr": params["lr"], "epochs": params["deep_epochs"],
                "dtype": "float32", "eval_points": 2},  # epochs 0 and T
     )
-    result = engine.train(group, dataset, progress=False)
+    result = engine.train(group, dataset, device=device, progress=False)
     m = result.metrics
     m = m[(m["split"] == "train") & (m["epoch"] == params["deep_epochs"])]
     seed_of = result.runs.set_index("run_id")["seed"]
+    failed = failed_runs(result)
     wanted = [f"rel_dist_init_layer{l}" for l in range(1, params["deep_depth"] + 2)] + ["loss"]
     rows = []
     for _, r in m[m["metric"].isin(wanted)].iterrows():
         metric = "train_loss" if r["metric"] == "loss" else r["metric"]
-        rows.append((int(seed_of[r["run_id"]]), width, "deep", metric, float(r["value"])))
+        value = float("nan") if r["run_id"] in failed else float(r["value"])
+        rows.append((int(seed_of[r["run_id"]]), width, "deep", metric, value))
     return rows
 
 
@@ -185,7 +197,7 @@ def _alpha_rows(seed: int, data: dict, params: dict) -> list[tuple]:
 
     x, y, xt, yt = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
     m = params["alpha_width"]
-    p0 = ntk.init_params(m, x.shape[1], seed)
+    p0 = tuple(p.to(x.device) for p in ntk.init_params(m, x.shape[1], seed))
     k0 = ntk.ntk(p0, x, x)
     f0_test = ntk.forward(p0, xt)
     rows = []
@@ -203,20 +215,24 @@ def _alpha_rows(seed: int, data: dict, params: dict) -> list[tuple]:
 
 
 def compute(group, data, device):
-    """The width sweep (engine, batched over seeds) and the output-scale sweep, all on the CPU."""
-    from mathdl.engine import TrainResult
+    """The width sweep (engine, batched over seeds), the output-scale sweep and the deep sweep, all
+    on ``device`` (the kernels and linearizations too). A seed that diverges at a width, or whose
+    value is not finite, is a diverged run; its values are NaN and enter no mean."""
+    from mathdl.engine import TrainResult, resolve_device
 
     start = time.perf_counter()
     params = group.runs[0].params
-    xy = make_data(params)
+    dev = resolve_device(device)
+    xy = {k: v.to(dev) for k, v in make_data(params).items()}
     seeds = [r.seed for r in group.runs]
-    rows = []
+    rows, used = [], str(dev)
     for width in sorted(params["widths"]):
-        rows += _width_rows(seeds, width, xy, params)
+        width_rows, used = _width_rows(seeds, width, xy, params, device)
+        rows += width_rows
     for seed in seeds:
         rows += _alpha_rows(seed, xy, params)
     for width in sorted(params["deep_widths"]):
-        rows += _deep_rows(seeds, width, xy, params)
+        rows += _deep_rows(seeds, width, xy, params, device)
     ids = {r.seed: r.run_id for r in group.runs}
     metrics = pd.DataFrame(rows, columns=["seed", "epoch", "split", "metric", "value"])
     metrics.insert(0, "run_id", metrics.pop("seed").map(ids))
@@ -226,7 +242,7 @@ def compute(group, data, device):
                          for r in group.runs])
     bad = metrics[~np.isfinite(metrics["value"])]["run_id"].unique()
     runs["diverged"] = runs["run_id"].isin(bad)
-    return TrainResult(metrics=metrics, runs=runs, device="cpu", wall_time_s=time.perf_counter() - start)
+    return TrainResult(metrics=metrics, runs=runs, device=used, wall_time_s=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------- analyze
@@ -239,6 +255,12 @@ def _table(m: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
     """Rows: epoch (width or alpha index); columns: run_id."""
     sel = m[(m["split"] == split) & (m["metric"] == metric)]
     return sel.pivot_table(index="epoch", columns="run_id", values="value").sort_index()
+
+
+def _finite_max(t: pd.DataFrame) -> float | None:
+    """The largest finite value (diverged runs are NaN and left out); None if there is none."""
+    v = t.to_numpy(dtype=float)
+    return float(v[np.isfinite(v)].max()) if np.isfinite(v).any() else None
 
 
 def analyze(tables, experiment) -> dict:
@@ -258,7 +280,7 @@ def analyze(tables, experiment) -> dict:
         summary[key]["per_seed"] = [float(s) for s in slopes]
     ratio = _table(m, "width", "test_mse").to_numpy() / _table(m, "width", "test_mse_kernel").to_numpy()
     summary["test_mse_ratio_net_over_kernel"] = [mean_ci_dict(r) for r in ratio]
-    summary["max_train_mse"] = float(_table(m, "width", "train_mse").to_numpy().max())
+    summary["max_train_mse"] = _finite_max(_table(m, "width", "train_mse"))
     alphas = _table(m, "alpha", "alpha").iloc[:, 0].to_numpy()
     summary["alpha_width"] = experiment.params["alpha_width"]
     summary["alphas"] = [float(a) for a in alphas]
@@ -325,7 +347,7 @@ def _deep_summary(m: pd.DataFrame, params: dict) -> dict:
         t = tables[l]
         slopes = [loglog_slope(widths, t[c].to_numpy())[0] for c in t.columns]
         out["deep_layer_change_slopes"][str(l)] = {**mean_ci_dict(slopes), "per_seed": [float(v) for v in slopes]}
-    out["deep_max_train_loss"] = float(_table(m, "deep", "train_loss").to_numpy().max())
+    out["deep_max_train_loss"] = _finite_max(_table(m, "deep", "train_loss"))
     return out
 
 

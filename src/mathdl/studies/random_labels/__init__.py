@@ -180,15 +180,20 @@ def run_table(tables) -> pd.DataFrame:
         data = df[df["metric"].isin(DATA_METRICS)].set_index("metric")["value"]
         err = df[(df["split"] == "train") & (df["metric"] == "error")]
         fit, before = epochs_to_fit(err["epoch"], err["value"], n_train)
+        # A run that diverged (at any epoch, the last recorded one too) or whose final training loss is
+        # not finite failed: its accuracies enter no mean, and it counts as one that did not fit.
+        failed = bool(run["diverged"]) or not np.isfinite(final.get(("train", "loss"), math.nan))
+        if failed:
+            fit = before = math.nan
         rows.append({
             "run_id": run_id,
             "label_noise": float(run.get(NOISE_KEY, 0.0)),
             "seed": int(run["seed"]),
             "data_seed": int(run.get("task.seed", 0)),
-            "diverged": bool(run["diverged"]),
+            "diverged": failed,
             "n_train": n_train,
-            "train_accuracy": 1.0 - final.get(("train", "error"), math.nan),
-            "test_accuracy": 1.0 - final.get(("test", "error"), math.nan),
+            "train_accuracy": math.nan if failed else 1.0 - final.get(("train", "error"), math.nan),
+            "test_accuracy": math.nan if failed else 1.0 - final.get(("test", "error"), math.nan),
             "epochs_to_fit": fit,
             "fit_gap": fit - before,
             "arora_complexity": float(data.get("arora_complexity", math.nan)),

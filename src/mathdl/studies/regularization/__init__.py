@@ -262,8 +262,10 @@ def regularizer_variants(params: dict) -> list[dict]:
 
 
 def _networks(group, data, device) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Every width: one engine group, batched over seeds and regularizers; final and selected epochs."""
+    """Every width: one engine group on ``device``, batched over seeds and regularizers; final and
+    selected epochs."""
     from mathdl import engine, models
+    from mathdl.studies._divergence import blank_failed, failed_runs
 
     cfg = group.train
     if not cfg.early_stopping or cfg.patience != 0:
@@ -281,11 +283,13 @@ def _networks(group, data, device) -> tuple[pd.DataFrame, pd.DataFrame, str]:
                               per_run=regularizer_variants(p), experiment=group.experiment)
         result = engine.train(g, data, device=device, progress=False)
         dev = result.device
+        failed = failed_runs(result)  # even at the last epoch: NaN from then on, out of every mean
         nets = pd.DataFrame([{"net": r.run_id, "run_id": outer[r.seed], "width": width,
                               "weight_decay": r.train.weight_decay, "dropout": r.train.dropout} for r in g.runs])
-        nets = nets.merge(result.runs.rename(columns={"run_id": "net"}), on="net")
+        nets = nets.merge(result.runs.assign(diverged=result.runs["run_id"].isin(failed))
+                          .rename(columns={"run_id": "net"}), on="net")
         status.append(nets)
-        m = result.metrics.rename(columns={"run_id": "net"}).merge(
+        m = blank_failed(result).rename(columns={"run_id": "net"}).merge(
             nets[["net", "run_id", "width", "weight_decay", "dropout", "selected_epoch"]], on="net")
         frames.append(m.drop(columns="net"))
         arch = models.architecture(dataclasses.replace(group.model, width=width), data.x_train.shape[1],
@@ -305,9 +309,15 @@ def _networks(group, data, device) -> tuple[pd.DataFrame, pd.DataFrame, str]:
         mine = nets[nets["run_id"] == r.run_id]
         bad = mine[mine["diverged"]]
         runs.append({"run_id": r.run_id, "seed": r.seed, "diverged": len(bad) > 0,
-                     "diverged_epoch": int(bad["diverged_epoch"].min()) if len(bad) else -1,
+                     "diverged_epoch": _first_caught(bad["diverged_epoch"]),
                      "diverged_networks": int(len(bad)), "networks": int(len(mine))})
     return metrics, pd.DataFrame(runs), dev
+
+
+def _first_caught(epochs: pd.Series) -> int:
+    """The first epoch at which a network was caught diverging; -1 if none was."""
+    caught = epochs[epochs >= 0]
+    return int(caught.min()) if len(caught) else -1
 
 
 COMPUTE_PARTS = {"ridge": _ridge, "networks": _networks}
@@ -434,6 +444,8 @@ def network_table(m: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     selected = chosen.set_index(keys)["value"].rename("selected_test")
     epochs = err.groupby(keys)["selected_epoch"].first()
     table = final.join(selected).join(epochs).reset_index()
+    # A diverged network (NaN at its final epoch) is left out of every curve, early stopping's too.
+    table.loc[table["final_test"].isna(), "selected_test"] = np.nan
     table["gap"] = table["final_test"] - table["final_train"]
     return table.merge(runs[["run_id", "seed"]], on="run_id", how="left")
 

@@ -191,8 +191,11 @@ def per_run(tables) -> pd.DataFrame:
     })
     for col in ("train_loss", "train_error", "test_loss", "test_error"):
         out[col] = final[col].astype(float) if col in final else np.nan
-    # A non-finite final loss is a failed run whether or not the engine caught it diverging.
+    # A non-finite final loss is a failed run whether or not the engine caught it diverging. A failed
+    # run's final numbers are NaN, so that no mean or ratio takes them in (a run that diverged at the
+    # last epoch may still have finite ones).
     out["failed"] = out["diverged"] | ~np.isfinite(out["train_loss"])
+    out.loc[out["failed"], ["train_loss", "train_error", "test_loss", "test_error"]] = np.nan
     return out
 
 

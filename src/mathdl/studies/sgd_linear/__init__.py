@@ -364,6 +364,11 @@ def _mean(values) -> float | None:
     return float(np.mean(v)) if v else None
 
 
+# What a run's training measured: NaN for a diverged run (the gradient check and L* stay).
+TRAINING_MEASURES = ("final_loss", "final_gap", "final_beta_error", "plateau_gap", "passes_to_target",
+                     "seconds_to_target", "passes_to_stay", "seconds_to_stay", "seconds", "passes")
+
+
 def analyze(tables, experiment) -> dict:
     """Per batch size (mean over seeds): final and plateau losses, passes and seconds to the target, the check."""
     m = tables.metrics
@@ -406,6 +411,9 @@ def analyze(tables, experiment) -> dict:
             "check_batches": int(s["check.batches"]),
             "diverged": bool(r["diverged"]),
         })
+        if per_run[-1]["diverged"] or not math.isfinite(per_run[-1]["final_loss"]):
+            # A diverged run (its last recorded step too) enters no mean of what training measured.
+            per_run[-1].update({k: math.nan for k in TRAINING_MEASURES}, diverged=True)
     df = pd.DataFrame(per_run)
     batches = []
     for batch, g in df.groupby("batch", sort=True):
@@ -439,8 +447,9 @@ def analyze(tables, experiment) -> dict:
             from mathdl.tables import mean_ci
 
             ratio, lo, hi = mean_ci(g["plateau_gap"] / g["predicted_plateau_gap"], CI_LEVEL)
-            entry["plateau_ratio"] = ratio
-            entry["plateau_ratio_ci"] = [_num(lo), _num(hi)]
+            if math.isfinite(ratio):  # not where every seed diverged
+                entry["plateau_ratio"] = ratio
+                entry["plateau_ratio_ci"] = [_num(lo), _num(hi)]
         batches.append(entry)
     stochastic = [b for b in batches if not b["full_batch"]]
     largest = max(stochastic, key=lambda b: b["unbiased_relative_error"], default=None)
