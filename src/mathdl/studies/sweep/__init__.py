@@ -9,7 +9,6 @@ Any other sweep (depth, learning rate, label noise, ...) works the same way.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
