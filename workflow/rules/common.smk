@@ -1,5 +1,6 @@
 # Input functions and shared settings. Every path of the workflow is spelled here once.
 import json
+import os
 from pathlib import Path
 
 from mathdl import resources
@@ -12,6 +13,11 @@ RESOLVED = PLAN.resolved
 PLAN_FILE = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
 PLAN_NAME = PLAN.report.name or Path(PLAN_FILE).stem
 REPORT_DIR = f"results/report/{PLAN_NAME}"
+# Snakemake's HTML report (snakemake --report): the figures' captions and the tables, read
+# from the generated LaTeX by rule html_report_pieces. report() takes one caption file per
+# output, as a path that is fixed when the rules are read: hence this absolute path.
+HTML_REPORT_PIECES = "results/report/{plan}/html"
+FIGURE_CAPTIONS = os.path.abspath(f"{HTML_REPORT_PIECES.format(plan=PLAN_NAME)}/captions.rst")
 
 
 def canonical(obj):
@@ -161,4 +167,5 @@ def all_results():
         paths += [out.format(experiment=exp.name) for out in rules.evaluate.output]
         paths.append(rules.figures.output[0].format(experiment=exp.name))
     paths.append(rules.report_pieces.output[0].format(plan=PLAN_NAME))
+    paths.append(rules.html_report_pieces.output[0].format(plan=PLAN_NAME))
     return paths + documents()

@@ -4,7 +4,14 @@ rule figures:
         runs=rules.evaluate.output.runs,
         summary=rules.evaluate.output.summary,
     output:
-        directory("results/figures/{experiment}"),
+        # In the HTML report: each PNG under its experiment, with its caption in the paper.
+        report(
+            directory("results/figures/{experiment}"),
+            patterns=["{name}.png"],
+            caption=FIGURE_CAPTIONS,
+            category="{experiment}",
+            subcategory="Figures",
+        ),
     log:
         "results/logs/figures/{experiment}.log",
     conda:

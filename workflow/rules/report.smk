@@ -24,7 +24,11 @@ rule compile_document:
         pieces=rules.report_pieces.output,
         figures=all_figure_dirs,
     output:
-        "results/report/{plan}/{doc}.pdf",
+        report(
+            "results/report/{plan}/{doc}.pdf",
+            caption="../report/document.rst",
+            category="Paper and slides",
+        ),
     log:
         "results/logs/report/{plan}/{doc}.log",
     conda:
@@ -33,3 +37,27 @@ rule compile_document:
         experiments=list(EXPERIMENTS),
     script:
         "../scripts/compile.py"
+
+
+# The figures' captions and the tables of the paper, for Snakemake's HTML report.
+rule html_report_pieces:
+    input:
+        pieces=rules.report_pieces.output[0],
+        figures=all_figure_dirs,
+        preamble="report/paper.tex",
+    output:
+        report(
+            directory(HTML_REPORT_PIECES),
+            patterns=["tables/{experiment}/{name}.html"],
+            caption="../report/table.rst",
+            category="{experiment}",
+            subcategory="Tables",
+        ),
+    log:
+        "results/logs/report/{plan}/html.log",
+    conda:
+        "../../environment.yml"
+    params:
+        experiments=list(EXPERIMENTS),
+    script:
+        "../scripts/html_report_pieces.py"
