@@ -224,7 +224,7 @@ def test_words_name_every_swept_key_with_its_values_and_whole_points(three_keys)
         assert (r"At the largest depth, \num{2}, the mean test error rate over the \num{4} points ranges from "
                 f"{_num(lo['test_error']['mean'])} (width $=$ \\num{{{lo['point']['model.width']}}}, label noise $=$ "
                 f"\\num{{{lo['point']['task.label_noise']:g}}}) to {_num(hi['test_error']['mean'])}") in section
-    assert "colour: width; panel columns: label noise" in section  # the caption says where each key is
+    assert "(train dashed, test solid; colour: width; panel columns: label noise)" in section  # where each key is
     assert "sweeping depth over" in slides
 
 

@@ -165,18 +165,16 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
     if summary["x"]:
         xlabel = key_name(summary["x"]) + (f" ({plotting.channel_title(layout.along_x)})" if layout.along_x else "")
         fig = plotting.draw(data, layout, plot, x=summary["x"], xlabel=xlabel, ylabel=err, splits=True,
-                                 logx=experiment.plot.logx, logy=experiment.plot.logy)
+                            logx=experiment.plot.logx, logy=experiment.plot.logy)
     else:
         fig = plotting.draw(data.assign(where=data["split"]), layout, plot, x="where", xlabel="split",
-                                 ylabel=err, splits=True, logx=False, logy=experiment.plot.logy)
+                            ylabel=err, splits=False, logx=False, logy=experiment.plot.logy)
     names = [plots.save(fig, outdir, "error_vs_x", plot)]
 
     curves, curve_layout = plotting.curve_data(tables, summary, experiment)
-    marks = (plotting.selected_marks(tables, experiment, curves, curve_layout)
-             if summary["early_stopping"] else None)
-    fig = plotting.draw(curves, curve_layout, plot, x="epoch", xlabel="epoch", ylabel=f"test {err}",
-                             splits=False, logx=False, logy=experiment.plot.logy, epochs=summary["final_epoch"],
-                             band=False, marks=marks)
+    marks = plotting.selected_marks(tables, experiment, curves, curve_layout) if summary["early_stopping"] else None
+    fig = plotting.draw(curves, curve_layout, plot, x="epoch", xlabel="epoch", ylabel=f"test {err}", splits=False,
+                        logx=False, logy=experiment.plot.logy, epochs=summary["final_epoch"], band=False, marks=marks)
     names.append(plots.save(fig, outdir, "learning_curves", plot))
     return names
 
@@ -187,7 +185,7 @@ def context(experiment, summary) -> dict:
     points the extreme-value sentences name (every key of each)."""
     import pandas as pd
 
-    from mathdl.report import escape, fmt, key_name
+    from mathdl.report import ACTIVATION_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, escape, fmt, key_name, named
     from mathdl.studies.sweep import layout as layouts
     from mathdl.studies.sweep import plotting
     from mathdl.templating import english_list
@@ -203,22 +201,29 @@ def context(experiment, summary) -> dict:
     setup = summary.get("setup") or _setup(pd.DataFrame(), experiment)
     derived = summary.get("derived", {})
 
-    def cell(v):
-        return fmt(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else escape(v)
+    names = {"model.activation": ACTIVATION_NAMES, "train.optimizer": OPTIMIZER_NAMES, "train.loss": LOSS_NAMES}
+
+    def cell(v, key=""):
+        if v is None:
+            return "--"
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return fmt(v)
+        return named(names[key], v) if key in names else escape(v)
 
     def named_point(point, leave_out=()):
-        return ", ".join(f"{key_name(k)} $=$ {cell(point[k])}" for k in keys if k not in leave_out)
+        return ", ".join(f"{key_name(k)} $=$ {cell(point[k], k)}" for k in keys if k not in leave_out)
 
     # The sweep in words: each block of keys that vary together, with its values.
     moving = layouts.varied(points, keys)
     phrases = []
     for block in layouts.blocks(points, moving):
         if len(block) == 1:
-            phrases.append(f"{key_name(block[0])} over {english_list(cell(v) for v in values[block[0]])}")
+            phrases.append(f"{key_name(block[0])} over {english_list(cell(v, block[0]) for v in values[block[0]])}")
         else:
             combos = points[list(block)].drop_duplicates().sort_values(list(block), key=plotting._sort_key)
             phrases.append(f"{english_list(key_name(k) for k in block)} together over "
-                           + english_list("(" + ", ".join(cell(v) for v in row) + ")" for row in combos.itertuples(index=False)))
+                           + english_list("(" + ", ".join(cell(v, k) for k, v in zip(block, row)) + ")"
+                                        for row in combos.itertuples(index=False)))
     n_grid = 1
     for block in layouts.blocks(points, moving):
         n_grid *= len(points[list(block)].drop_duplicates())
@@ -245,7 +250,7 @@ def context(experiment, summary) -> dict:
     rows = []
     for p in summary["points"]:
         te = p["test_error"]
-        row = [cell(p["point"][k]) for k in moving] + [cell(p.get("also", {}).get(k)) for k in also]
+        row = [cell(p["point"][k], k) for k in moving] + [cell(p.get("also", {}).get(k), k) for k in also]
         row += [fmt(p.get("n_params"))] if show_params else []
         row = row or ["--"]
         row += [fmt(p["train_error"]["mean"]), fmt(te["mean"]), f"[{fmt(te['ci_low'])}, {fmt(te['ci_high'])}]"]
@@ -265,14 +270,14 @@ def context(experiment, summary) -> dict:
     return {
         "keys": keys, "key_names": [key_name(k) for k in keys], "varied_names": [key_name(k) for k in moving],
         "sweep_words": english_list(phrases), "n_grid": n_grid, "n_points": len(points), "fixed_words": english_list(
-            f"{key_name(k)} {cell(values[k][0])}" for k in fixed),
+            f"{key_name(k)} {cell(values[k][0], k)}" for k in fixed),
         "derived_words": english_list(
-            f"{key_name(k)} from {cell(v[0])} to {cell(v[-1])}" for k, v in derived.items()),
+            f"{key_name(k)} from {cell(v[0], k)} to {cell(v[-1], k)}" for k, v in derived.items()),
         "setup": setup, "varies": [k for k, v in setup.items() if isinstance(v, list)] + list(derived),
         "channels": "; ".join(channels), "curve_channels": "; ".join(curve_channels),
         "along_x": english_list(key_name(k) for k in layout.along_x),
         "header": header, "rows": rows,
         "best_point": named_point(best["point"]) if best else "",
         "ends": ends,
-        "curve_values": english_list(cell(v) for v in shown), "all_curves": len(shown) == len(x_values),
+        "curve_values": english_list(cell(v, x) for v in shown), "all_curves": len(shown) == len(x_values),
     }

@@ -215,7 +215,10 @@ def draw(data: pd.DataFrame, layout: layouts.Layout, plot, *, x: str, xlabel: st
             xs = line[x].to_numpy() if numeric_x else line[x].map(positions).to_numpy()
             ax.plot(xs, line["mean"], color=colour[h], marker=markers.get(s, "o" if band else None),
                     markersize=4, linestyle="--" if split == "train" else "-", linewidth=1.2 if split == "train" else 1.6)
-            if band and line["ci_low"].notna().any():
+            if band and len(line) == 1 and line["ci_low"].notna().all():  # a lone point: its interval as a bar
+                ax.errorbar(xs, line["mean"], yerr=[line["mean"] - line["ci_low"].clip(lower=0),
+                                                    line["ci_high"] - line["mean"]], color=colour[h], capsize=3)
+            elif band and line["ci_low"].notna().any():
                 # Errors are never negative: a Student-t interval of few seeds may reach below 0.
                 ax.fill_between(xs, line["ci_low"].clip(lower=0), line["ci_high"], color=colour[h], alpha=0.15,
                                 linewidth=0)
