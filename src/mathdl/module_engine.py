@@ -1,0 +1,534 @@
+"""Training a group of ``torch.nn.Module`` networks (cnn, resnet18, a group's own) as one ensemble.
+
+``train(group, data, device, network=...)`` is the entry point, the counterpart of
+``mathdl.engine.train`` for networks that are ordinary modules: the same tables, metric names,
+status columns and guarantees, with the engine's bookkeeping (evaluation schedule, early
+stopping, divergence freezing, tables) reused from ``engine._Ensemble``.
+
+How the M runs of a group are held and stepped:
+
+- Run m is built as it would be alone: ``torch.manual_seed(seed)``, then ``convnets.build``
+  (PyTorch's initialization draws from the global generator), then cast to the group's dtype.
+  Its generator continues from the global generator's state after the build, and draws, in
+  this order: each epoch's minibatch order (``torch.randperm``, skipped for the full batch),
+  then at each step its augmentation (``torch.randint`` crop offsets, then ``torch.rand``
+  flips) and its dropout masks (as nn.Dropout draws them on a CPU). A group's own module whose
+  layers draw from torch's global generator (nn.Dropout) gets that generator set to the run's
+  state around the run's forward pass, so it draws the same stream.
+- Parameters are one matrix theta of shape (M, P): run m's parameters flattened in
+  ``named_parameters`` order. The optimizers of ``mathdl.optim`` step it with per-run
+  hyperparameters of shape (M, 1). Buffers (batch norm's running statistics) are stacked per
+  run, (M, ...).
+- A step is a pure function of one run, f(theta_m, buffers_m, x_m, y_m, masks_m) -> (loss,
+  new buffers), differentiated with ``torch.func.grad_and_value`` and evaluated over the runs
+  with ``torch.func.vmap`` (the "vmap" path) or a Python loop (the "loop" path). Batch norm
+  updates its running statistics on the run's own copy, which the step returns; runs that are
+  frozen keep theirs. Both paths compute the same function; they differ only in how PyTorch
+  batches the arithmetic (float64 results agree to ~1e-12). ``choose_batching`` picks the
+  path from measurements (see ``CPU_VMAP_MAX_PIXELS``).
+- Metrics are those of ``mathdl.engine``: loss and error per split in eval mode (running
+  statistics), ``weight_norm`` and ``rel_dist_init``, and per layer l (each module that owns
+  parameters, in ``named_parameters`` order: a convolution, a batch norm's scale and shift, the
+  read-out) ``weight_norm_layer<l>`` and ``rel_dist_init_layer<l>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from mathdl import convnets, engine, losses, optim
+from mathdl.spec import PER_RUN_TRAIN_KEYS, GroupSpec, RunSpec, TrainConfig
+from mathdl.tasks import SPLITS, Dataset
+
+BATCHING = ("auto", "vmap", "loop")
+
+# On the 2-core CI CPU, vmap over small CNNs (k = 16) ran at 1.0-1.2x a per-model loop on
+# 8x8 images and at 0.3-0.4x on 28x28 and 32x32 ones (vmap turns a batch of convolutions
+# into one grouped convolution, which oneDNN runs slowly on a CPU). So on a CPU the engine
+# batches only images of at most this many pixels; on a GPU it always batches.
+CPU_VMAP_MAX_PIXELS = 64
+
+# Torch's own layers that draw from its global generator inside a forward pass.
+_GLOBAL_RANDOM_LAYERS = (nn.modules.dropout._DropoutNd, nn.RReLU)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random crops of the zero-padded image and horizontal flips, drawn per run and per step."""
+
+    crop_padding: int = 0  # pixels of zeros on each side; the crop has the image's size
+    flip: bool = False  # mirror left-right with probability 1/2
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.flip
+
+
+@dataclass
+class ModuleTrainResult(engine.TrainResult):
+    """engine.TrainResult, with ``params`` one stacked (M, ...) tensor per named parameter."""
+
+    param_names: list[str] = field(default_factory=list)
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # name -> (M, ...), on the CPU
+    batching: str = ""  # vmap | loop: how the group was stepped
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def network_of(group: GroupSpec) -> convnets.Network:
+    """The group's network from its model config (keys arch, width, module, kwargs)."""
+    model = group.model
+    if not hasattr(model, "arch"):
+        raise ValueError("the model config has no 'arch' key yet; pass network=convnets.Network(...)")
+    kwargs = getattr(model, "kwargs", ()) or ()
+    kwargs = tuple(sorted(kwargs.items())) if isinstance(kwargs, dict) else tuple(kwargs)
+    return convnets.Network(model.arch, model.width, getattr(model, "module", ""), kwargs)
+
+
+def train(
+    group: GroupSpec,
+    data: Dataset,
+    device: str = "cpu",
+    *,
+    network: convnets.Network | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    augmentation: Augmentation = Augmentation(),
+    batching: str = "auto",
+    progress: bool | None = None,
+    memory_budget_mb: float | None = None,
+) -> ModuleTrainResult:
+    """Train every run of ``group`` on ``data``; see the module docstring.
+
+    network: what to build (None: from the group's model config). input_shape: (C, H, W) of
+    each image when the data set holds flat rows (images (N, C, H, W) need none).
+    batching: auto (``choose_batching``), vmap or loop. memory_budget_mb: the memory one
+    chunk of runs may take (None: ``engine.default_memory_budget_mb``).
+    """
+    start = time.perf_counter()
+    dev = engine.resolve_device(device)
+    if dev.type == "cpu" and sys.platform == "linux":
+        engine.keep_freed_memory()
+    if batching not in BATCHING:
+        raise ValueError(f"unknown batching {batching!r}; valid: {', '.join(BATCHING)}")
+    network = network or network_of(group)
+    engine._check(group, data)
+    shape = image_shape(data, input_shape)
+    if augmentation.crop_padding < 0:
+        raise ValueError(f"augmentation crop_padding must be >= 0, not {augmentation.crop_padding}")
+
+    cfg = group.train
+    probe = convnets.build(network, shape, data.n_outputs)
+    costs = convnets.forward_costs(probe, shape)
+    budget = (memory_budget_mb or engine.default_memory_budget_mb(dev)) * 2**20
+    batch = engine._batch_size(cfg, data.x_train.shape[0])
+    size = max(1, int(0.75 * budget // bytes_per_run(costs, shape, cfg, batch)))
+    chunks = [group.runs[i : i + size] for i in range(0, len(group.runs), size)]
+    parts, paths = [], set()
+    for i, runs in enumerate(chunks):
+        desc = f"{group.experiment}/{group.group_id} ({len(runs)} runs" + (
+            f", chunk {i + 1}/{len(chunks)})" if len(chunks) > 1 else ")"
+        )
+        ensemble = _ModuleEnsemble(runs, cfg, network, shape, costs, data, dev, augmentation, batching, 0.25 * budget)
+        paths.add(ensemble.batching)
+        parts.append((ensemble, ensemble.fit(desc, progress)))
+    metrics = engine._in_canonical_order(pd.concat([p[1][0] for p in parts], ignore_index=True), group.runs)
+    status = pd.concat([p[1][1] for p in parts], ignore_index=True)
+    theta = torch.cat([p[1][2][0] for p in parts])
+    buffers = {
+        name: torch.cat([p[1][2][1 + j] for p in parts]) for j, name in enumerate(parts[0][0].buffer_names)
+    }
+    layout = parts[0][0].layout
+    return ModuleTrainResult(
+        metrics,
+        status,
+        str(dev),
+        time.perf_counter() - start,
+        layout.unflatten_stacked(theta),
+        param_names=list(layout.names),
+        buffers=buffers,
+        batching="+".join(sorted(paths)),
+    )
+
+
+def image_shape(data: Dataset, input_shape: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """(C, H, W) of the data set's images: from images (N, C, H, W), or ``input_shape`` for flat rows."""
+    if data.x_train.ndim == 4:
+        shape = tuple(int(s) for s in data.x_train.shape[1:])
+        if input_shape is not None and tuple(input_shape) != shape:
+            raise ValueError(f"input_shape {tuple(input_shape)} differs from the images' {shape}")
+        return shape
+    if input_shape is None:
+        raise ValueError(f"the data set holds flat rows {data.x_train.shape}; give input_shape=(C, H, W)")
+    if int(np.prod(input_shape)) != data.x_train.shape[1]:
+        raise ValueError(f"input_shape {tuple(input_shape)} does not hold rows of {data.x_train.shape[1]} values")
+    return tuple(int(s) for s in input_shape)
+
+
+def bytes_per_run(costs: convnets.Costs, shape: tuple[int, ...], cfg: TrainConfig, batch: int) -> int:
+    """A generous estimate of the training memory of one run (evaluation is batched apart)."""
+    elem = torch.finfo(engine.DTYPES[cfg.dtype]).bits // 8
+    # theta, gradient, initial values, optimizer buffers, best snapshot, two temporaries
+    copies = 5 + optim.OPTIMIZERS[cfg.optimizer].n_buffers + int(cfg.early_stopping)
+    images = 3 * int(np.prod(shape))  # the minibatch, padded and augmented
+    return elem * (copies * costs.parameters + batch * (3 * costs.activations + images))
+
+
+def choose_batching(batching: str, dev: torch.device, shape: tuple[int, int, int], m: int, module: nn.Module) -> str:
+    """vmap or loop: what was asked for, else vmap on a GPU and, on a CPU, for images of at
+    most ``CPU_VMAP_MAX_PIXELS`` pixels. A module with torch's own random layers, which draw
+    from the global generator, is looped (vmap cannot give each run its own stream)."""
+    if batching not in BATCHING:
+        raise ValueError(f"unknown batching {batching!r}; valid: {', '.join(BATCHING)}")
+    if draws_from_global_generator(module):
+        if batching == "vmap":
+            raise ValueError("batching vmap: the module's torch random layers (nn.Dropout, ...) draw from the "
+                             "global generator, which vmap cannot split per run; use convnets.Dropout or loop")
+        return "loop"
+    if batching != "auto":
+        return batching
+    if m == 1:
+        return "loop"
+    if dev.type == "cuda":
+        return "vmap"
+    return "vmap" if shape[1] * shape[2] <= CPU_VMAP_MAX_PIXELS else "loop"
+
+
+def draws_from_global_generator(module: nn.Module) -> bool:
+    return any(isinstance(m, _GLOBAL_RANDOM_LAYERS) for m in module.modules())
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+class _Layout:
+    """Where each named parameter lives in a run's flat vector theta (P,), and which slices
+    make up each layer (a module that owns parameters)."""
+
+    def __init__(self, module: nn.Module):
+        self.names, self.shapes, self.offsets = [], [], []
+        layers: dict[str, list[int]] = {}
+        o = 0
+        for name, p in module.named_parameters():
+            self.names.append(name)
+            self.shapes.append(p.shape)
+            self.offsets.append(o)
+            owner = layers.setdefault(name.rpartition(".")[0], [o, o])
+            if owner[1] != o:
+                raise ValueError(f"parameters of module {name.rpartition('.')[0]!r} are not contiguous")
+            owner[1] = o + p.numel()
+            o += p.numel()
+        self.size = o
+        self.layers = [tuple(v) for v in layers.values()]  # (start, end) in theta
+
+    def flatten(self, module: nn.Module) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of one run's theta (P,) (under vmap too) as its named parameters."""
+        return {n: theta[o : o + s.numel()].view(s) for n, s, o in zip(self.names, self.shapes, self.offsets)}
+
+    def unflatten_stacked(self, theta: torch.Tensor) -> list[torch.Tensor]:
+        """theta (M, P) as one (M, *shape) tensor per named parameter."""
+        m = theta.shape[0]
+        return [theta[:, o : o + s.numel()].reshape(m, *s) for s, o in zip(self.shapes, self.offsets)]
+
+
+def augment(x: torch.Tensor, padding: int, offsets: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
+    """Crop each image of x (..., C, H, W), padded with ``padding`` zeros on every side, at
+    ``offsets`` (..., 2) (row, column in [0, 2 padding]), then mirror it where ``flips`` (...,);
+    one gather on x's device."""
+    *lead, c, h, w = x.shape
+    flat = x.reshape(-1, c, h, w)
+    n = flat.shape[0]
+    padded = F.pad(flat, (padding,) * 4).movedim(1, -1)  # (n, H + 2p, W + 2p, C)
+    rows = torch.arange(h, device=x.device).expand(n, h)
+    cols = torch.arange(w, device=x.device).expand(n, w)
+    if flips is not None:
+        cols = torch.where(flips.reshape(n, 1).to(x.device), w - 1 - cols, cols)
+    if offsets is not None:
+        offsets = offsets.reshape(n, 2).to(x.device)
+        rows, cols = rows + offsets[:, :1], cols + offsets[:, 1:]
+    out = padded[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]  # (n, H, W, C)
+    return out.movedim(-1, 1).reshape(*lead, c, h, w)
+
+
+def draw_augmentation(aug: Augmentation, g: torch.Generator, batch: int):
+    """One run's draws for one minibatch, in order: crop offsets (batch, 2), then flips (batch,)."""
+    offsets = torch.randint(0, 2 * aug.crop_padding + 1, (batch, 2), generator=g) if aug.crop_padding else None
+    flips = torch.rand(batch, generator=g) < 0.5 if aug.flip else None
+    return offsets, flips
+
+
+class _GlobalStreams:
+    """Each run's stream of torch's global generator(s), for modules with torch's own random
+    layers: around run m's forward pass the CPU generator holds run m's state (and gives it
+    back after), so run m draws one stream, as alone. On CUDA the device's generator is kept
+    per run the same way, seeded with the run's seed (as torch.manual_seed seeds it alone)."""
+
+    def __init__(self, generators: Sequence[torch.Generator], runs: Sequence[RunSpec], dev: torch.device):
+        self.generators, self.dev = generators, dev
+        self.cuda_states = []
+        if dev.type == "cuda":
+            with torch.random.fork_rng(devices=[dev]):
+                for r in runs:
+                    torch.cuda.manual_seed(r.seed)
+                    self.cuda_states.append(torch.cuda.get_rng_state(dev))
+
+    @contextlib.contextmanager
+    def run(self, m: int):
+        saved = torch.get_rng_state()
+        torch.set_rng_state(self.generators[m].get_state())
+        if self.cuda_states:
+            saved_cuda = torch.cuda.get_rng_state(self.dev)
+            torch.cuda.set_rng_state(self.cuda_states[m], self.dev)
+        try:
+            yield
+        finally:
+            self.generators[m].set_state(torch.get_rng_state())
+            torch.set_rng_state(saved)
+            if self.cuda_states:
+                self.cuda_states[m] = torch.cuda.get_rng_state(self.dev)
+                torch.cuda.set_rng_state(saved_cuda, self.dev)
+
+
+class _StepDraws:
+    """What each run draws at each step, from its own generator: augmentation, then one dropout
+    mask per mathdl Dropout layer (a rate of 0 draws nothing, as nn.Dropout(0) draws nothing)."""
+
+    def __init__(self, generators, aug: Augmentation, rates: list[list[float]], shapes, dtype, dev):
+        self.generators, self.aug, self.rates, self.shapes, self.dtype, self.dev = (
+            generators, aug, rates, shapes, dtype, dev
+        )
+        self.masked = any(p > 0 for run in rates for p in run)
+
+    def __call__(self, xb: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """xb (M, B, C, H, W) -> (augmented xb, masks: one (M, B, *shape) per Dropout layer)."""
+        batch = xb.shape[1]
+        offsets, flips, masks = [], [], [[] for _ in self.shapes]
+        for m, g in enumerate(self.generators):
+            if self.aug.active:
+                o, f = draw_augmentation(self.aug, g, batch)
+                offsets.append(o), flips.append(f)
+            if self.masked:
+                for j, (p, shape) in enumerate(zip(self.rates[m], self.shapes)):
+                    if p == 0:
+                        masks[j].append(torch.ones(batch, *shape, dtype=self.dtype))
+                    else:
+                        masks[j].append(torch.empty(batch, *shape, dtype=self.dtype).bernoulli_(1 - p, generator=g).div_(1 - p))
+        if self.aug.active:
+            xb = augment(
+                xb,
+                self.aug.crop_padding,
+                torch.stack(offsets) if self.aug.crop_padding else None,
+                torch.stack(flips) if self.aug.flip else None,
+            )
+        return xb, tuple(torch.stack(ms).to(self.dev, non_blocking=True) for ms in masks if ms)
+
+
+class _Optimizer:
+    """mathdl.optim over theta, with the buffers riding along in ``eval_params`` so that the
+    engine's bookkeeping (early-stopping snapshots, final tables) keeps them with theta."""
+
+    def __init__(self, inner: optim.Optimizer, buffers: list[torch.Tensor]):
+        self.inner, self.buffers = inner, buffers
+
+    def step(self, lr_factor: float = 1.0, frozen: torch.Tensor | None = None) -> None:
+        self.inner.step(lr_factor, frozen)
+
+    def eval_params(self) -> list[torch.Tensor]:
+        return [*self.inner.eval_params(), *self.buffers]
+
+
+# ----------------------------------------------------------------------------- the ensemble
+
+
+class _ModuleEnsemble(engine._Ensemble):
+    """One chunk of runs of one module architecture. Reuses engine._Ensemble's loop (``fit``),
+    early stopping, divergence bookkeeping and tables; replaces how parameters are held, how a
+    step runs and how metrics are computed. ``self.opt.eval_params()`` is [theta, *buffers]."""
+
+    def __init__(self, runs, cfg, network, shape, costs, data, dev, aug, batching, eval_budget):
+        self.runs, self.cfg, self.dev, self.shape, self.aug = list(runs), cfg, dev, shape, aug
+        self.m = m = len(self.runs)
+        self.dtype = engine.DTYPES[cfg.dtype]
+        self.classification = data.kind == "classification"
+        self.n_outputs = data.n_outputs
+        self.loss_fn = losses.loss_function(cfg.loss)
+
+        # 1. Each run's network, built as alone; its generator goes on from there.
+        self.generators, nets = [], []
+        for r in self.runs:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(r.seed)
+                nets.append(convnets.build(network, shape, data.n_outputs, r.train.dropout).to(self.dtype))
+                self.generators.append(torch.Generator().set_state(torch.get_rng_state()))
+        self.layout = _Layout(nets[0])
+        self.base = copy.deepcopy(nets[0]).to("meta")  # the structure; tensors come from theta and buffers
+        self.dropouts = [d for d in self.base.modules() if isinstance(d, convnets.Dropout)]
+        if len(costs.dropout_shapes) != len(self.dropouts):
+            raise ValueError("every mathdl.convnets.Dropout layer of the module must run in its forward pass")
+        rates = [[d.p for d in net.modules() if isinstance(d, convnets.Dropout)] for net in nets]
+        self.batching = choose_batching(batching, dev, shape, m, self.base)
+
+        # 2. theta (M, P) and the buffers (M, ...), on the device; the optimizer over theta.
+        theta = torch.stack([self.layout.flatten(net) for net in nets]).to(dev)
+        self.buffer_names = [name for name, _ in nets[0].named_buffers()]
+        buffers = [torch.stack([dict(net.named_buffers())[n] for net in nets]).to(dev) for n in self.buffer_names]
+        self.init = theta.clone()
+        hyper = {
+            k: torch.tensor([float(getattr(r.train, k)) for r in self.runs], dtype=self.dtype, device=dev).view(m, 1)
+            for k in PER_RUN_TRAIN_KEYS
+        }
+        self.opt = _Optimizer(optim.make_optimizer(cfg.optimizer, [theta], hyper), buffers)
+        self.draws = _StepDraws(self.generators, aug, rates, costs.dropout_shapes, self.dtype, dev)
+        self.streams = _GlobalStreams(self.generators, self.runs, dev) if draws_from_global_generator(self.base) else None
+        # engine._Ensemble.fit prefetches minibatch orders on a GPU only when nothing else draws
+        # from the generators during an epoch; it reads that from ``self.dropout``.
+        self.dropout = self.draws if (aug.active or self.draws.masked or self.streams) else None
+        self._grad_fn = grad_and_value(self._loss_and_buffers, has_aux=True)
+
+        # 3. Data on the device, as images (n, C, H, W).
+        self.x = {s: torch.as_tensor(data.split(s)[0]).to(dev, self.dtype).reshape(-1, *shape) for s in SPLITS}
+        self.y = {s: self._targets(data.split(s)[1]) for s in SPLITS}
+        self.n = self.x["train"].shape[0]
+        self.batch = engine._batch_size(cfg, self.n)
+        elem = torch.finfo(self.dtype).bits // 8
+        self.eval_chunk = max(1, int(eval_budget // (2 * m * max(costs.activations, 1) * elem)))
+        if dev.type == "cpu":  # batches that stay in the caches, as in the engine
+            self.eval_chunk = min(self.eval_chunk, max(32, 2**22 // (m * max(costs.activations, 1))))
+
+        # 4. Status, as in engine._Ensemble.
+        self.diverged_at = torch.full((m,), -1, dtype=torch.int64, device=dev)
+        self.alive = torch.ones(m, dtype=torch.bool, device=dev)
+        self.stopped_epoch = np.full(m, -1)
+        self.frozen: torch.Tensor | None = None
+        self.records = []
+
+    # ------------------------------------------------------------------------- one run, as a function
+
+    @contextlib.contextmanager
+    def _masks(self, masks: Sequence[torch.Tensor]):
+        for d, mask in zip(self.dropouts, masks):
+            d.mask = mask
+        try:
+            yield
+        finally:
+            for d in self.dropouts:
+                d.mask = None
+
+    def _loss_and_buffers(self, theta, buffers, x, y, masks):
+        """One run's minibatch loss in training mode, and its buffers after the step."""
+        buffers = {n: b.clone() for n, b in zip(self.buffer_names, buffers)}  # batch norm updates these
+        with self._masks(masks):
+            out = functional_call(self.base, (self.layout.unflatten(theta), buffers), (x,))  # (B, K)
+        if y.dim() == 1 and self.cfg.loss == "mse":  # one-hot labels, as losses.squared_error makes them (vmap-safe)
+            y = (y.unsqueeze(1) == torch.arange(self.n_outputs, device=y.device)).to(out.dtype)  # (B, K)
+        target = y.unsqueeze(0) if y.dim() == 1 else y.T.unsqueeze(0)
+        loss = self.loss_fn(out.T.unsqueeze(0), target, self.n_outputs)[0]
+        return loss, tuple(buffers[n] for n in self.buffer_names)
+
+    def _outputs(self, theta, buffers, x):
+        """One run's outputs (B, K) in eval mode (batch norm uses the running statistics)."""
+        return functional_call(self.base, (self.layout.unflatten(theta), dict(zip(self.buffer_names, buffers))), (x,))
+
+    def _per_run(self, fn, args: Sequence, shared: Sequence = ()):
+        """fn(*args_m, *shared) for every run m: vmapped, or looped and stacked."""
+        if self.batching == "vmap":
+            in_dims = (0,) * len(args) + (None,) * len(shared)
+            return vmap(fn, in_dims=in_dims, randomness="error")(*args, *shared)
+        outs = []
+        for m in range(self.m):
+            pick = [tuple(a[m] for a in arg) if isinstance(arg, tuple) else arg[m] for arg in args]
+            with self.streams.run(m) if self.streams else contextlib.nullcontext():
+                outs.append(fn(*pick, *shared))
+        return torch.utils._pytree.tree_map(lambda *ts: torch.stack(ts), *outs)
+
+    # ------------------------------------------------------------------------- training
+
+    def train_epoch(self, epoch: int, order: torch.Tensor | None) -> None:
+        lr_factor = optim.lr_factor(
+            self.cfg.lr_schedule, epoch - 1, self.cfg.epochs, self.cfg.lr_step_epochs, self.cfg.lr_gamma
+        )
+        x, y = self.x["train"], self.y["train"]
+        theta, buffers = self.opt.inner.params[0], tuple(self.opt.buffers)
+        for start in range(0, self.n, self.batch):
+            if order is None:  # the full batch, in the data's order
+                idx = torch.arange(self.n, device=self.dev).expand(self.m, -1)
+            else:
+                idx = order[:, start : start + self.batch]  # (M, B)
+            xb, masks = self.draws(x[idx])  # (M, B, C, H, W)
+            grads, (loss, new_buffers) = self._per_run(self._grad_fn, (theta, buffers, xb, y[idx], masks))
+            finite = torch.isfinite(loss)
+            # A non-finite loss freezes its run; the others go on untouched.
+            newly = ~finite & self.alive
+            self.diverged_at = torch.where(newly, epoch, self.diverged_at)
+            self.alive &= finite
+            if engine._syncs_each_step(self.dev) and not bool(finite.all()):
+                self._update_frozen()
+            keep = ~finite
+            if self.frozen is not None:
+                keep = keep.index_fill(0, self.frozen, True)
+            for b, new in zip(buffers, new_buffers):
+                b.copy_(torch.where(keep.view(-1, *[1] * (b.dim() - 1)), b, new))
+            theta.grad = torch.where(finite.view(-1, 1), grads, torch.zeros_like(grads))
+            self.opt.step(lr_factor, self.frozen)
+
+    # ------------------------------------------------------------------------- metrics
+
+    @torch.no_grad()
+    def split_metrics(self, params: Sequence[torch.Tensor], split: str) -> dict[str, torch.Tensor]:
+        """loss and error of every run on a whole split, in batches of points: each (M,)."""
+        theta, buffers = params[0], tuple(params[1:])
+        x, y = self.x[split], self.y[split]
+        n = x.shape[0]
+        total = {"loss": torch.zeros(self.m, dtype=self.dtype, device=self.dev)}
+        if self.classification:
+            total["error"] = torch.zeros_like(total["loss"])
+        self.base.eval()
+        try:
+            for start in range(0, n, self.eval_chunk):
+                xc, yc = x[start : start + self.eval_chunk], y[start : start + self.eval_chunk]
+                out = self._per_run(self._outputs, (theta, buffers), (xc,)).transpose(1, 2)  # (M, K, c)
+                yc = (
+                    yc.unsqueeze(0).expand(self.m, *yc.shape)
+                    if yc.dim() == 1
+                    else yc.T.unsqueeze(0).expand(self.m, -1, -1)
+                )
+                weight = xc.shape[0] / n
+                total["loss"] += weight * self.loss_fn(out, yc, self.n_outputs)
+                if self.classification:
+                    total["error"] += weight * losses.error_rate(out, yc)
+        finally:
+            self.base.train()
+        if not self.classification:
+            total["error"] = total["loss"]
+        return total
+
+    @torch.no_grad()
+    def parameter_metrics(self, params: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Norms and relative distances from initialization, in total and per layer: each (M,)."""
+        theta = params[0]
+        out, norms, dists, inits = {}, [], [], []
+        for l, (a, b) in enumerate(self.layout.layers, start=1):
+            norm = theta[:, a:b].pow(2).sum(1)
+            dist = (theta[:, a:b] - self.init[:, a:b]).pow(2).sum(1)
+            init = self.init[:, a:b].pow(2).sum(1)
+            out[f"weight_norm_layer{l}"] = norm.sqrt()
+            out[f"rel_dist_init_layer{l}"] = (dist / init).sqrt()
+            norms.append(norm), dists.append(dist), inits.append(init)
+        out["weight_norm"] = sum(norms).sqrt()
+        out["rel_dist_init"] = (sum(dists) / sum(inits)).sqrt()
+        return out
