@@ -7,6 +7,9 @@
 #
 #   scripts/local-slurm.sh install   # apt-get install slurmctld slurmd slurm-client munge
 #   scripts/local-slurm.sh start     # munged + slurmctld + slurmd, wait until the node is idle
+#   scripts/local-slurm.sh start --fake-gpu
+#                                    # the same, with the node advertising one GPU (gres gpu:1 on
+#                                    # /dev/null): GPU requests can be tested on a CPU machine
 #   scripts/local-slurm.sh status    # exit 0 if the cluster accepts jobs, 1 otherwise
 #   scripts/local-slurm.sh stop      # stop the three daemons
 #
@@ -15,6 +18,7 @@
 #   LOCAL_SLURM_DEFMEM      DefMemPerCPU in MB         [500]
 #   LOCAL_SLURM_TIMEOUT     seconds to wait for health [60]
 #   LOCAL_SLURM_APT_WAIT    seconds to wait for the dpkg lock [900]
+#   LOCAL_SLURM_FAKE_GPU    1: as --fake-gpu              [0]
 set -euo pipefail
 
 PROG=$(basename "$0")
@@ -23,10 +27,14 @@ PARTITION=${LOCAL_SLURM_PARTITION:-debug}
 DEFMEM=${LOCAL_SLURM_DEFMEM:-500}
 TIMEOUT=${LOCAL_SLURM_TIMEOUT:-60}
 APT_WAIT=${LOCAL_SLURM_APT_WAIT:-900}
+FAKE_GPU=${LOCAL_SLURM_FAKE_GPU:-0}
 
 PACKAGES=(slurmctld slurmd slurm-client munge)
 
 SLURM_CONF=/etc/slurm/slurm.conf
+GRES_CONF=/etc/slurm/gres.conf
+# The first line of a gres.conf this script writes: only such a file is ever replaced or removed.
+GRES_MARK="# Written by scripts/local-slurm.sh"
 MUNGE_KEY=/etc/munge/munge.key
 MUNGE_PID=/run/munge/munged.pid
 CTLD_PID=/run/slurmctld.pid
@@ -40,7 +48,7 @@ die() { printf '[%s] ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
 
 usage() {
     cat <<EOF
-Usage: $PROG COMMAND
+Usage: $PROG COMMAND [--fake-gpu]
 
 Run a single-node Slurm cluster (slurmctld + slurmd + munged) on this machine.
 Needs root, Debian/Ubuntu packages, and no systemd.
@@ -50,12 +58,17 @@ Commands:
             (skipped when already installed; waits for a busy dpkg lock)
   start     start munged, write $SLURM_CONF, start slurmctld and slurmd,
             wait until the node is idle (idempotent; resumes a down/drained node)
+            --fake-gpu: the node advertises one GPU (GresTypes=gpu, Gres=gpu:1, and
+            $GRES_CONF: Name=gpu File=/dev/null), so that 'sbatch --gpus=1' is
+            allocated it and runs with CUDA_VISIBLE_DEVICES=0 although there is no GPU.
+            A later 'start' without it takes the GPU away again.
   stop      stop slurmd, slurmctld and munged by the PIDs in their pid files
   status    show the daemons and sinfo; exit 0 if the cluster accepts jobs
   -h, --help  this text
 
 Environment: LOCAL_SLURM_PARTITION [$PARTITION], LOCAL_SLURM_DEFMEM (MB per CPU)
-[$DEFMEM], LOCAL_SLURM_TIMEOUT (s) [$TIMEOUT], LOCAL_SLURM_APT_WAIT (s) [$APT_WAIT].
+[$DEFMEM], LOCAL_SLURM_TIMEOUT (s) [$TIMEOUT], LOCAL_SLURM_APT_WAIT (s) [$APT_WAIT],
+LOCAL_SLURM_FAKE_GPU=1 (as --fake-gpu) [$FAKE_GPU].
 
 Snakemake (no accounting database, so status via squeue):
   snakemake --executor slurm --jobs 10 --slurm-status-command squeue \\
@@ -243,7 +256,8 @@ start_munge() {
 
 # ----------------------------------------------------------------- slurm.conf --
 
-# render_conf HOST NODELINE: print the slurm.conf for this machine.
+# render_conf HOST NODELINE: print the slurm.conf for this machine (with FAKE_GPU=1, the
+# node line already carries Gres=gpu:1; see prepare_conf).
 render_conf() {
     local host=$1 nline=$2
     cat <<EOF
@@ -275,12 +289,31 @@ JobCompType=jobcomp/none
 # Finished jobs stay visible to squeue for MinJobAge seconds. Snakemake's
 # --slurm-status-command squeue needs this >= 3x its init seconds.
 MinJobAge=300
+EOF
+    if ((FAKE_GPU)); then
+        printf '%s\n' "# --fake-gpu: the node advertises one GPU, on /dev/null (see gres.conf)." "GresTypes=gpu"
+    fi
+    cat <<EOF
 $nline NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
 
-# Globals filled by prepare_conf: NODE_NAME, NEW_CONF (a temp file), CONF_CHANGED (0/1).
+# render_gres HOST: print the gres.conf of --fake-gpu (nothing without it). File=/dev/null
+# stands for the device: Slurm allocates it and sets CUDA_VISIBLE_DEVICES=0.
+render_gres() {
+    ((FAKE_GPU)) || return 0
+    printf '%s (--fake-gpu); removed by a start without it.\n' "$GRES_MARK"
+    printf 'NodeName=%s Name=gpu File=/dev/null\n' "$1"
+}
+
+# gres_ours: there is no gres.conf, or it is one this script wrote.
+gres_ours() {
+    [[ ! -e $GRES_CONF ]] || [[ $(head -n 1 "$GRES_CONF") == "$GRES_MARK"* ]]
+}
+
+# Globals filled by prepare_conf: NODE_NAME, NEW_CONF and NEW_GRES (temp files, NEW_GRES empty
+# without --fake-gpu), CONF_CHANGED (0/1: slurm.conf or gres.conf differ from what is installed).
 prepare_conf() {
     local host nline
     host=$(hostname -s)
@@ -290,12 +323,29 @@ prepare_conf() {
     NODE_NAME=${NODE_NAME%% *}
     [[ $NODE_NAME == "$host" ]] \
         || die "slurmd -C reports NodeName=$NODE_NAME but 'hostname -s' is $host; they must match"
+    # slurmd -C may report a Gres= of its own (from an existing gres.conf): ours replaces it.
+    nline=$(sed -E 's/ Gres=[^ ]*//' <<<"$nline")
+    if ((FAKE_GPU)); then
+        nline="$nline Gres=gpu:1"
+    fi
+    gres_ours || die "$GRES_CONF was not written by this script; move it away first"
     NEW_CONF=$(mktemp)
-    trap 'rm -f "$NEW_CONF"' EXIT
+    NEW_GRES=$(mktemp)
+    trap 'rm -f "$NEW_CONF" "$NEW_GRES"' EXIT
     render_conf "$host" "$nline" >"$NEW_CONF"
+    render_gres "$host" >"$NEW_GRES"
     CONF_CHANGED=1
-    if [[ -f $SLURM_CONF ]] && cmp -s "$NEW_CONF" "$SLURM_CONF"; then
+    if [[ -f $SLURM_CONF ]] && cmp -s "$NEW_CONF" "$SLURM_CONF" && gres_installed; then
         CONF_CHANGED=0
+    fi
+}
+
+# gres_installed: the installed gres.conf is NEW_GRES (none at all when NEW_GRES is empty).
+gres_installed() {
+    if [[ -s $NEW_GRES ]]; then
+        [[ -f $GRES_CONF ]] && cmp -s "$NEW_GRES" "$GRES_CONF"
+    else
+        [[ ! -e $GRES_CONF ]]
     fi
 }
 
@@ -303,6 +353,14 @@ install_conf() {
     install -d -m 0755 /etc/slurm
     install -m 0644 "$NEW_CONF" "$SLURM_CONF"
     log "wrote $SLURM_CONF"
+    if [[ -s $NEW_GRES ]]; then
+        install -m 0644 "$NEW_GRES" "$GRES_CONF"
+        log "wrote $GRES_CONF (a fake GPU on /dev/null)"
+    elif [[ -e $GRES_CONF ]]; then
+        # A gpu line in gres.conf without GresTypes=gpu in slurm.conf breaks slurmd.
+        rm -f "$GRES_CONF"
+        log "removed $GRES_CONF (no --fake-gpu)"
+    fi
 }
 
 # ------------------------------------------------------------------- health --
@@ -368,6 +426,19 @@ wait_node_idle() {
     done
 }
 
+# The node's generic resources as the controller sees them (sinfo %G: gpu:1 or (null)).
+node_gres() { sinfo -h -N -o '%G' 2>/dev/null | head -n 1; }
+
+wait_node_gpu() {
+    local deadline=$((SECONDS + TIMEOUT)) gres
+    until [[ $(node_gres) == gpu:1* ]]; do
+        gres=$(node_gres)
+        ((SECONDS < deadline)) || fail_with_logs "node advertises no GPU after ${TIMEOUT}s (sinfo %G: '${gres:-?}')"
+        sleep 0.5
+    done
+    log "node $NODE_NAME advertises $(node_gres)"
+}
+
 # -------------------------------------------------------------------- start --
 
 cmd_start() {
@@ -415,7 +486,10 @@ cmd_start() {
         slurmd || fail_with_logs "slurmd failed to start"
     fi
     wait_node_idle
-    log "cluster ready: partition '$PARTITION' on $(hostname -s)"
+    if ((FAKE_GPU)); then
+        wait_node_gpu
+    fi
+    log "cluster ready: partition '$PARTITION' on $(hostname -s), generic resources: $(node_gres)"
     sinfo
 }
 
@@ -453,6 +527,7 @@ EOF
     fi
     echo
     sinfo 2>&1 || true
+    echo "generic resources: $(node_gres)"
     echo
     if cluster_ok; then
         echo "cluster: accepting jobs"
@@ -468,11 +543,30 @@ EOF
 
 # --------------------------------------------------------------------- main --
 
-case ${1:-} in
+# parse_start_options ARGS...: the options of 'start'.
+parse_start_options() {
+    local a
+    for a in "$@"; do
+        case $a in
+            --fake-gpu) FAKE_GPU=1 ;;
+            *) usage >&2; die "unknown option of start: $a" ;;
+        esac
+    done
+    [[ $FAKE_GPU == 0 || $FAKE_GPU == 1 ]] || die "LOCAL_SLURM_FAKE_GPU must be 0 or 1, not '$FAKE_GPU'"
+}
+
+COMMAND=${1:-}
+(($#)) && shift
+if [[ $COMMAND != start ]] && (($#)); then
+    usage >&2
+    die "$COMMAND takes no options: $*"
+fi
+
+case $COMMAND in
     install) cmd_install ;;
-    start) cmd_start ;;
+    start) parse_start_options "$@"; cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     -h | --help | help | "") usage ;;
-    *) usage >&2; die "unknown command: $1" ;;
+    *) usage >&2; die "unknown command: $COMMAND" ;;
 esac
