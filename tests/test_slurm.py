@@ -1,11 +1,13 @@
-"""The same workflow through a real Slurm cluster (scripts/local-slurm.sh start).
+"""The same workflow through a real Slurm cluster (scripts/local-slurm.sh start --fake-gpu).
 
 Skipped when no cluster answers, unless MATHDL_REQUIRE_SLURM=1 (CI sets it): then a missing
-cluster is a failure, never a silent skip. Every Snakemake call runs under `timeout -k`.
+cluster is a failure, never a silent skip; so is a cluster without the GPU that the GPU test
+needs. Every Snakemake call runs under `timeout -k`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -35,13 +37,25 @@ def _cluster_answers() -> bool:
     return "UP" in ping.stdout and any(s in idle.stdout for s in ("idle", "mix", "alloc"))
 
 
+def _missing(message: str) -> None:
+    if os.environ.get("MATHDL_REQUIRE_SLURM") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
     if not _cluster_answers():
-        message = "no Slurm cluster answers; start the local one with: bash scripts/local-slurm.sh start"
-        if os.environ.get("MATHDL_REQUIRE_SLURM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing("no Slurm cluster answers; start the local one with: bash scripts/local-slurm.sh start --fake-gpu")
+
+
+@pytest.fixture
+def gpu_node():
+    """The cluster's node advertises a GPU (a real one, or the fake of local-slurm.sh --fake-gpu)."""
+    gres = subprocess.run(["sinfo", "-h", "-N", "-o", "%G"], capture_output=True, text=True, timeout=30).stdout
+    if "gpu" not in gres:
+        _missing(f"the Slurm node advertises no GPU (sinfo %G: {gres.strip()!r}); "
+                 "restart the local cluster with: bash scripts/local-slurm.sh start --fake-gpu")
 
 
 def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -153,3 +167,83 @@ def test_a_cancelled_job_is_resumed_without_recomputing_finished_work(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert fast.stat().st_mtime_ns == finished_at
     assert (work / target).exists()
+
+
+def _submissions(output: str) -> dict[str, list[str]]:
+    """Slurm job ids of a Snakemake run by log folder (rule_data, group_train_train, ...), read
+    from its "submitted with SLURM jobid N (log: .../slurm_logs/<folder>/...)" lines."""
+    found: dict[str, list[str]] = {}
+    for jobid, folder in re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*?/slurm_logs/([^/\s]+)/", output):
+        found.setdefault(folder, []).append(jobid)
+    return found
+
+
+def _slurm_record(jobid: str) -> dict[str, str]:
+    """Slurm's own record of a job (scontrol show job: it keeps a finished job for MinJobAge s)."""
+    out = subprocess.run(["scontrol", "show", "job", "-d", "-o", jobid],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", out))
+
+
+def _minutes(limit: str) -> int:
+    """A Slurm time limit ([days-]hours:minutes:seconds) in minutes."""
+    days, _, hms = limit.rpartition("-")
+    h, m, sec = (int(x) for x in hms.split(":"))
+    return int(days or 0) * 24 * 60 + h * 60 + m + (sec > 0)
+
+
+def test_a_device_auto_training_submission_asks_for_and_gets_one_gpu(tmp_path, gpu_node):
+    import torch
+
+    from mathdl.config import load_plan
+
+    work = copy_project(tmp_path)
+    plan = {
+        "device": "auto",
+        "experiments": {
+            "gpu": {
+                "study": "sweep",
+                "seeds": [0, 1],
+                "task": {"input_dim": 4, "n_train": 64, "n_test": 128},
+                "model": {"width": 8},
+                "train": {"batch_size": 16, "epochs": 5, "eval_points": 4},
+                "sweep": {"model.width": [4, 16]},  # two groups, bundled into one submission
+            }
+        },
+    }
+    (work / "config" / "gpu.yaml").write_text(yaml.safe_dump(plan))
+    groups = load_plan(work / "config" / "gpu.yaml").experiment("gpu").groups
+    assert len(groups) == 2
+    targets = [f"results/runs/gpu/{g.group_id}/provenance.json" for g in groups]
+    result = snakemake(work, *targets, *SLURM, "--configfile", "config/gpu.yaml", timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+
+    jobs = _submissions(output)
+    assert set(jobs) == {"rule_data", "group_train_train"}, jobs
+    (train_job,) = jobs["group_train_train"]  # both training jobs in one submission
+    train = _slurm_record(train_job)
+    assert train["JobState"] == "COMPLETED", train
+    # Asked for one GPU (never one per bundled job: the node has one) and was allocated it.
+    assert train["TresPerJob"] == "gres:gpu:1", train
+    assert train["JOB_GRES"] == "gpu:1", train
+    # The bundled jobs run one after another: the submission asks for what one of them needs
+    # and the sum of their run times (the resources Snakemake printed for each job).
+    asked = [dict(re.findall(r"(\w+)=([^,\s]+)", line))
+             for line in re.findall(r"rule train:.*?\n\s*resources: ([^\n]*)", output, flags=re.S)]
+    assert len(asked) == 2 and all(a["gpu"] == "1" for a in asked), asked
+    assert _minutes(train["TimeLimit"]) == sum(int(a["runtime"]) for a in asked), (train["TimeLimit"], asked)
+    assert train["MinMemoryNode"] == f"{max(int(a['mem_mb']) for a in asked)}M", (train["MinMemoryNode"], asked)
+    # The data job asks for no GPU.
+    (data_job,) = jobs["rule_data"]
+    assert "gpu" not in _slurm_record(data_job).get("TresPerJob", ""), _slurm_record(data_job)
+
+    # Each run records the device it really trained on: the GPU's allocation does not make
+    # torch see one (here /dev/null stands for it), so device auto fell back to the CPU.
+    really = "cuda" if torch.cuda.is_available() else "cpu"
+    for g in groups:
+        run_dir = work / "results" / "runs" / "gpu" / g.group_id
+        assert json.loads((run_dir / "provenance.json").read_text())["device"] == really
+        assert set(pd.read_parquet(run_dir / "runs.parquet")["device"]) == {really}
+        log = (work / "results" / "logs" / "train" / "gpu" / f"{g.group_id}.log").read_text()
+        assert f"on {really}" in log, log
