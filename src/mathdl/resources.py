@@ -1,31 +1,140 @@
-"""What a training job asks a scheduler for: memory, run time and GPUs, from the group's size.
+"""What a training job asks a scheduler for: memory, run time and GPUs, from the real shapes.
 
-The estimates are deliberately generous (a job killed for its limits costs more than an idle
-reservation): memory holds parameters, gradients and two optimizer states per model plus the
-activations of a batch; run time assumes a slow 1 GFLOP/s for the 6 * params * points of each
-step (forward and backward) and doubles it.
+A job trains the networks its study lists (``Study.networks(group)``: batches of one shape
+trained together, one batch after another; by default the group's model once per run), on the
+data set's real input size and class count (:func:`mathdl.tasks.input_dim` and ``n_outputs``:
+digits 64 and 10, MNIST 784 and 10, CIFAR-10 3,072 and 10). Memory is the process's peak
+resident set (what Slurm limits): a base for Python, torch, pandas and pyarrow, the data, and
+the largest batch; run time is the sum over the batches. A job that gets a GPU keeps the
+networks on the device: its host memory is the base, the CUDA libraries, the data and the
+trained parameters copied back, and it runs faster.
+
+Memory of one batch of M networks with P parameters each, U units (inputs plus every layer's
+outputs) and minibatch B, in bytes of its dtype (the engine trains M in chunks of at most
+3/4 of its budget, :data:`ENGINE_BUDGET_BYTES`):
+
+    M * (STATE_COPIES + buffers) * P      parameters, gradients, initial values, optimizer buffers
+    + M * ACTIVATION_COPIES * U * B       activations, masks and their gradients
+
+Measured with ``benchmarks/resources_memory.py`` (peak RSS of ``pipeline.train_group`` in a
+fresh process, on the CPU; estimate / measured peak, the goal being between 1 and 2):
+
+MEASUREMENTS
+
+The old estimate (the task's ``input_dim``/``n_classes`` keys, a 1.5 GB base, no chunking) was
+4.5x the peak of a tiny job and OLD_HUGE.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 from mathdl.spec import GroupSpec, ModelConfig
 
-ASSUMED_FLOPS = 1e9  # a slow CPU core; GPUs are far faster, so the estimate errs long
-MEM_MB_BASE = 1500  # Python, torch and the data; a profile's set-resources can raise it
+MEM_MB_BASE = 500  # measured ~340 MB: Python, torch, NumPy, pandas, pyarrow, the tables
+CUDA_HOST_MB = 3000  # host memory of the CUDA runtime and kernels (not yet measured on a GPU)
+# Per parameter: value, gradient, initial value and the update's temporaries. Measured (peak RSS
+# above the base, less data and activations, over M P float32): 3.5 copies with SGD, 7.4 with Adam
+# (whose two buffers the optimizer term adds).
+STATE_COPIES = 6
+ACTIVATION_COPIES = 4  # per unit and point: pre- and post-activation, mask, gradient
+ENGINE_BUDGET_BYTES = 8 * 2**30  # engine.default_memory_budget_mb on a CPU with 32 GB or more
+OPTIMIZER_BUFFERS = {"gd": 0, "sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "adam": 2}  # optim.py
+ELEMENT_BYTES = {"float32": 4, "float64": 8}
+
+CPU_FLOPS = 1e9  # a slow CPU core; the estimate errs long
+GPU_FLOPS = 1e11  # far below a data-centre GPU's peak: small batched matmuls and launches
 RUNTIME_MIN_BASE = 10  # minutes: start-up, data loading, writing tables
+
+
+@dataclass(frozen=True)
+class Networks:
+    """``n_models`` networks of one shape trained together (one engine call) inside a job."""
+
+    model: ModelConfig  # the shape: depth, width, residual
+    n_models: int
+    input_dim: int
+    n_outputs: int
+    n_train: int
+    n_eval: int = 0  # validation and test points, scored in no-grad batches
+    batch_size: int = 0  # 0: full batch
+    epochs: int = 1
+    eval_points: int = 10  # epochs at which every split is scored
+    optimizer: str = "sgd"
+    dtype: str = "float32"
+    early_stopping: bool = False  # keeps a snapshot of the best parameters
+
+    @classmethod
+    def of_group(cls, group: GroupSpec, **changes) -> "Networks":
+        """The group's own networks: its model once per run, on its data set's real shape and with its
+        training loop; ``changes`` replace fields (a study's in-job grid: another width, a count)."""
+        from mathdl.tasks import input_dim, n_outputs
+
+        task, train = group.task, group.train
+        nets = cls(model=group.model, n_models=len(group.runs), input_dim=input_dim(task),
+                   n_outputs=n_outputs(task), n_train=task.n_train, n_eval=task.n_val + task.n_test,
+                   batch_size=train.batch_size, epochs=train.epochs, eval_points=train.eval_points,
+                   optimizer=train.optimizer, dtype=train.dtype, early_stopping=train.early_stopping)
+        return replace(nets, **changes)
+
+    @property
+    def parameters(self) -> int:
+        return network_parameter_count(self.model, self.input_dim, self.n_outputs)
+
+    @property
+    def minibatch(self) -> int:
+        full = self.batch_size == 0 or self.optimizer == "gd"
+        return max(1, self.n_train if full else min(self.batch_size, self.n_train))
+
+    @property
+    def units(self) -> int:
+        """Inputs plus the outputs of every linear layer of one network, per point."""
+        w, depth = self.model.width, self.model.depth
+        layers = 2 * depth + 1 if self.model.residual else depth  # residual: embedding, two per block
+        return self.input_dim + w * layers + self.n_outputs
+
+    def bytes_per_model(self) -> int:
+        copies = STATE_COPIES + OPTIMIZER_BUFFERS.get(self.optimizer, 2) + int(self.early_stopping)
+        return ELEMENT_BYTES[self.dtype] * (copies * self.parameters + ACTIVATION_COPIES * self.units * self.minibatch)
+
+    def train_bytes(self) -> int:
+        """The CPU memory of training: the largest chunk of models the engine holds at once."""
+        per_model = self.bytes_per_model()
+        chunk = max(1, int(0.75 * ENGINE_BUDGET_BYTES // per_model))
+        return min(self.n_models, chunk) * per_model
+
+    def data_bytes(self) -> int:
+        """Inputs and targets of every split, as loaded and as the engine's tensors (float32, twice)."""
+        return 2 * 4 * (self.n_train + self.n_eval) * (self.input_dim + self.n_outputs)
+
+    def flops(self) -> float:
+        """Forward and backward (6 per parameter and point) of every step, and the scheduled scoring."""
+        steps = self.epochs * math.ceil(self.n_train / self.minibatch)
+        train = 6 * self.parameters * self.n_models * steps * self.minibatch
+        scoring = 2 * self.parameters * self.n_models * (self.n_train + self.n_eval) * max(self.eval_points, 2)
+        return float(train + scoring)
+
+
+def networks(group: GroupSpec) -> list[Networks]:
+    """The batches of networks a group's job trains: its study's ``networks`` hook, else the group's model."""
+    from mathdl.studies import get_study
+
+    hook = get_study(group.study).networks
+    return list(hook(group)) if hook is not None else [Networks.of_group(group)]
 
 
 def parameter_count(group: GroupSpec, d: int | None = None, k: int | None = None) -> int:
     """Parameters of one network of the group (weights and biases of every layer), for ``d``
-    inputs and ``k`` outputs (default: the task's input_dim and n_classes).
+    inputs and ``k`` outputs (default: the data set's real input size and outputs).
 
     Counted here without torch (mathdl.models.parameter_count is the same number), because
     Snakemake evaluates this while it parses the workflow.
     """
-    d = group.task.input_dim if d is None else d
-    k = group.task.n_classes if k is None else k
+    from mathdl.tasks import input_dim, n_outputs
+
+    d = input_dim(group.task) if d is None else d
+    k = n_outputs(group.task) if k is None else k
     return network_parameter_count(group.model, d, k)
 
 
@@ -40,41 +149,50 @@ def network_parameter_count(model: ModelConfig, d: int, k: int) -> int:
     return sum(fan_in * fan_out + fan_out for fan_in, fan_out in layers)
 
 
-def mem_mb(group: GroupSpec) -> int:
-    m = len(group.runs)
-    n_points = group.task.n_train + group.task.n_val + group.task.n_test
-    batch = group.train.batch_size or group.task.n_train
-    widest = max(group.model.width, group.task.input_dim, group.task.n_classes)
-    state_bytes = 4 * 4 * parameter_count(group) * m  # params, grads, two optimizer buffers
-    activation_bytes = 4 * 3 * m * max(batch, n_points) * widest * (group.model.depth + 1)
-    return MEM_MB_BASE + math.ceil(2 * (state_bytes + activation_bytes) / 2**20)
+def uses_gpu(device: str, gpus_for_auto: bool) -> bool:
+    """Whether a job of this plan runs on a GPU: device cuda, or auto where the plan asks for GPUs."""
+    return device == "cuda" or (device == "auto" and gpus_for_auto)
 
 
-def runtime_minutes(group: GroupSpec) -> int:
-    n = group.task.n_train
-    batch = group.train.batch_size or n
-    steps = group.train.epochs * math.ceil(n / batch)
-    flops = 6 * parameter_count(group) * len(group.runs) * steps * min(batch, n)
-    return RUNTIME_MIN_BASE + math.ceil(2 * flops / ASSUMED_FLOPS / 60)
+def mem_mb(group: GroupSpec, device: str = "cpu", gpus_for_auto: bool = False) -> int:
+    """Host memory (MB) of the group's training job: the base, the data and the largest batch of
+    networks (on a GPU: the CUDA libraries and the trained parameters copied back instead)."""
+    batches = networks(group)
+    data = max([n.data_bytes() for n in batches], default=0)
+    if uses_gpu(device, gpus_for_auto):
+        results = max([n.n_models * n.parameters * ELEMENT_BYTES[n.dtype] for n in batches], default=0)
+        return MEM_MB_BASE + CUDA_HOST_MB + math.ceil((data + results) / 2**20)
+    work = max([n.train_bytes() for n in batches], default=0)
+    return MEM_MB_BASE + math.ceil((data + work) / 2**20)
 
 
-def gpus(device: str, gpus_for_auto: bool) -> int:
-    """One GPU for device cuda, and for auto where the plan says so (the Slurm profile does)."""
-    return int(device == "cuda" or (device == "auto" and gpus_for_auto))
+def runtime_minutes(group: GroupSpec, device: str = "cpu", gpus_for_auto: bool = False) -> int:
+    """Run time (minutes) of the group's training job: twice the FLOPs of every batch at a slow rate."""
+    rate = GPU_FLOPS if uses_gpu(device, gpus_for_auto) else CPU_FLOPS
+    flops = sum(n.flops() for n in networks(group))
+    return RUNTIME_MIN_BASE + math.ceil(2 * flops / rate / 60)
+
+
+def gpus(device: str, gpus_for_auto: bool, group: GroupSpec | None = None) -> int:
+    """One GPU for device cuda, and for auto where the plan says so (the Slurm profile does); none
+    for a group whose study trains no network (NumPy on the host), where one is given."""
+    if group is not None and not networks(group):
+        return 0
+    return int(uses_gpu(device, gpus_for_auto))
 
 
 def min_mem_mb(group: GroupSpec) -> int:
-    """A lower bound of a training job's memory: parameters and gradients of every run, and the data.
+    """A lower bound of a training job's memory: parameters and gradients of the largest batch of
+    networks (every run of it: the engine's chunks cannot go below one), and the data.
 
     Plan loading refuses a job above the machine's memory on this bound (never on the generous
     estimate of :func:`mem_mb`), so a plan is refused only when it cannot fit.
     """
-    from mathdl.tasks import input_dim, n_outputs
-
-    task = group.task
-    n_points = task.n_train + task.n_val + task.n_test
-    params = parameter_count(group, input_dim(task), n_outputs(task))
-    return math.ceil((8 * params * len(group.runs) + 4 * n_points * (input_dim(task) + 1)) / 2**20)
+    batches = networks(group)
+    if not batches:
+        return 0
+    need = max(2 * ELEMENT_BYTES[n.dtype] * n.parameters * n.n_models + n.data_bytes() // 2 for n in batches)
+    return math.ceil(need / 2**20)
 
 
 def machine_mem_mb() -> int:

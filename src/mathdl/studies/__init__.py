@@ -13,6 +13,13 @@ refuses any other (an empty tuple: a study that computes its whole grid in one g
 compute in closed form or without networks give ``compute(group, data, device) ->
 TrainResult`` (the same tidy tables as the engine), and usually ``params_schema``: a JSON
 schema of their own parameters (``experiments.<name>.params``; sweepable as ``params.<key>``).
+``networks(group) -> [mathdl.resources.Networks]`` (optional) lists the batches of networks a
+group's job trains, one after another (a study that trains a grid of shapes inside one job, or
+none: ``[]`` for a study that computes on the host); the cluster resources are sized from it
+(memory: the largest batch; run time: the sum), and a job without networks asks for no GPU.
+Without it a job trains the group's model once per run. A compute trains on the device it is
+given and reports the device it used; host-only computations check the request with
+:func:`host_device`.
 Adding a study is adding a folder ``studies/<name>/`` (a package: ``__init__.py`` with the
 functions above, ``templates/`` with its words); it is found by its folder.
 """
@@ -35,6 +42,7 @@ class Study:
     compute: Callable | None = None
     params_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_PARAMS))
     sweepable: tuple[str, ...] | None = None  # the sweep keys it accepts; None: any
+    networks: Callable | None = None  # group -> [resources.Networks] its job trains; None: the group's model
 
 
 # The parameters of a study without parameters of its own: none may be given.
@@ -42,7 +50,8 @@ NO_PARAMS: dict[str, Any] = {"type": "object", "additionalProperties": False, "p
 
 
 def _from_module(module) -> Study:
-    """A study module's DEFAULTS, analyze, figures, and its context, compute, PARAMS_SCHEMA and SWEEPABLE if any."""
+    """A study module's DEFAULTS, analyze, figures, and its context, compute, PARAMS_SCHEMA, SWEEPABLE and
+    networks if any."""
     return Study(
         name=module.__name__.rsplit(".", 1)[1],
         defaults=module.DEFAULTS,
@@ -52,6 +61,7 @@ def _from_module(module) -> Study:
         compute=getattr(module, "compute", None),
         params_schema=getattr(module, "PARAMS_SCHEMA", NO_PARAMS),
         sweepable=getattr(module, "SWEEPABLE", None),
+        networks=getattr(module, "networks", None),
     )
 
 
@@ -81,6 +91,16 @@ def source_hash(name: str) -> str:
                 digest.update(path.relative_to(folder.parent).as_posix().encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def host_device(device: str) -> str:
+    """The device of a computation that runs on the host (NumPy, closed forms): ``"cpu"``, after
+    checking the request as the engine does, so that ``cuda`` asked where torch sees no CUDA device
+    (or an unknown device) is an error here too, never a silent CPU run."""
+    from mathdl.engine import resolve_device
+
+    resolve_device(device)
+    return "cpu"
 
 
 def get_study(name: str) -> Study:

@@ -27,6 +27,7 @@ fixed by ``data_seed``, so that every seed approximates the same function from t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -230,6 +231,17 @@ def _trained_rows(group, p, x_train, y_train, x_test, y_test, norms, device) -> 
             for run_id in failed_runs(result):
                 diverged[ids[run_id]] += 1
     return rows, diverged, used
+
+
+def networks(group) -> list:
+    """What the group's job trains (mathdl.resources sizes the job from it): every activation and
+    width of the trained series on the shared data, all seeds batched, one after another."""
+    from mathdl.resources import Networks
+
+    p = group.runs[0].params
+    return [Networks.of_group(group, model=dataclasses.replace(group.model, depth=1, width=m, residual=False),
+                              input_dim=p["dim"], n_outputs=1, n_train=p["n_train"], n_eval=p["n_test"])
+            for _ in p["activations"] for m in p["widths"]]
 
 
 def compute(group, data, device):

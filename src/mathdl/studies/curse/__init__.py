@@ -191,11 +191,18 @@ def _run_rows(seed: int, p) -> list[tuple]:
     ]
 
 
+def networks(group) -> list:
+    """No network: the job computes with NumPy on the host (and asks for no GPU)."""
+    return []
+
+
 def compute(group, data, device):
     """Histogram and kNN errors for every seed of one dimension (one group per swept value)."""
     from mathdl.engine import TrainResult
+    from mathdl.studies import host_device
 
     start = time.perf_counter()
+    used = host_device(device)
     frames, runs = [], []
     for run in group.runs:
         if run.params["k"] > run.params["n_train"]:
@@ -206,7 +213,7 @@ def compute(group, data, device):
         runs.append({"run_id": run.run_id, "seed": run.seed, "diverged": False, "diverged_epoch": -1})
     metrics = pd.concat(frames, ignore_index=True)
     metrics["value"] = metrics["value"].astype(float)
-    return TrainResult(metrics=metrics, runs=pd.DataFrame(runs), device="cpu",
+    return TrainResult(metrics=metrics, runs=pd.DataFrame(runs), device=used,
                        wall_time_s=time.perf_counter() - start)
 
 

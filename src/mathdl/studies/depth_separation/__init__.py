@@ -32,6 +32,7 @@ match) must tile the sphere's shells with ridge functions. Both are trained with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -466,11 +467,26 @@ def train_radial(group, p: dict, device: str):
 # ----------------------------------------------------------------------------- compute
 
 
+def networks(group) -> list:
+    """What the group's job trains (mathdl.resources sizes the job from it): the two radial
+    architectures, all seeds batched, one after the other (part (a) is closed form)."""
+    from mathdl.resources import Networks
+
+    p = group.runs[0].params
+    shallow_w, _, _ = matched_widths(p["dim"], p["deep_width"])
+    return [Networks.of_group(group, model=dataclasses.replace(group.model, depth=depth, width=width, residual=False),
+                              input_dim=p["dim"], n_outputs=1, n_train=p["n_train"], n_eval=p["n_test"],
+                              batch_size=p["batch_size"], epochs=p["epochs"], eval_points=12, optimizer="adam",
+                              dtype="float32", early_stopping=False)
+            for depth, width in ((1, shallow_w), (2, p["deep_width"]))]
+
+
 def compute(group, data, device):
     """Part (a) in closed form (the same rows for every seed), part (b) trained with the engine."""
-    from mathdl.engine import TrainResult
+    from mathdl.engine import TrainResult, resolve_device
 
     start = time.perf_counter()
+    resolve_device(device)  # a device that cannot be had fails now, not after part (a)
     p = dict(group.runs[0].params)
     saw = pd.DataFrame(sawtooth_rows(p["k_max"], p["grid_refine"], p["shallow_widths"], p["shallow_restarts"]),
                        columns=["epoch", "split", "metric", "value"])

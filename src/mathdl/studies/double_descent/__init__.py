@@ -153,10 +153,10 @@ def least_squares_fits(phi: np.ndarray, y: np.ndarray, ridges) -> list[np.ndarra
 
 def width_for_params(target: float, model, input_dim: int, n_outputs: int) -> int:
     """The hidden width whose parameter count is closest to ``target`` (the smaller one on a tie)."""
-    from mathdl import models
+    from mathdl.resources import network_parameter_count  # torch-free: the workflow sizes jobs with it
 
     def count(w: int) -> int:
-        return models.parameter_count(dataclasses.replace(model, width=w), input_dim, n_outputs)
+        return network_parameter_count(dataclasses.replace(model, width=w), input_dim, n_outputs)
 
     hi = 1
     while count(hi) < target:
@@ -277,6 +277,26 @@ def _network_rows(group, data, params, device) -> tuple[pd.DataFrame, pd.DataFra
     return pd.concat(parts, ignore_index=True), pd.concat(status, ignore_index=True), used
 
 
+def networks(group) -> list:
+    """What the group's job trains (mathdl.resources sizes the job from it). Networks: every width of
+    ``nn_ratios``, all seeds batched, one width after another. Random features: per seed, a
+    one-hidden-layer network of N_max units fitted in closed form (float64: the features of every
+    point and the solver's copies of them)."""
+    from mathdl.resources import Networks
+
+    params = group.runs[0].params
+    base = Networks.of_group(group)
+    n, d, k = base.n_train, base.input_dim, base.n_outputs
+    if params["method"] == "network":
+        widths = sorted({width_for_params(r * n * k, group.model, d, k) for r in params["nn_ratios"]})
+        return [dataclasses.replace(base, model=dataclasses.replace(group.model, width=w)) for w in widths]
+    features = dataclasses.replace(group.model, depth=1, width=max(1, round(max(params["rf_ratios"]) * n)),
+                                   residual=False)
+    fit = dataclasses.replace(base, model=features, n_models=1, batch_size=0, epochs=1, optimizer="gd",
+                              dtype="float64", early_stopping=False)
+    return [fit] * len(group.runs)
+
+
 def compute(group, data, device):
     """One method at one label noise: the whole size grid, every seed of the group."""
     from mathdl.engine import TrainResult
@@ -290,13 +310,15 @@ def compute(group, data, device):
 
 
 def _compute_random_features(group, data, params, device):
+    from mathdl.studies import host_device
+
     rows, failed = _random_features_rows(group, data, params)
     metrics = pd.DataFrame(rows, columns=["run_id", "epoch", "split", "metric", "value", *COORDINATES])
     metrics = metrics.astype({"epoch": np.int64, "value": float, "width": np.int64, "n_params": np.int64})
     bad = set(metrics.loc[~np.isfinite(metrics["value"]), "run_id"]) | {r for r, f in failed.items() if f}
     runs = pd.DataFrame([{"run_id": r.run_id, "seed": r.seed, "diverged": r.run_id in bad, "diverged_epoch": -1,
                           "diverged_sizes": failed[r.run_id]} for r in group.runs])
-    return metrics, runs, "cpu"
+    return metrics, runs, host_device(device)  # NumPy on the host
 
 
 def _compute_network(group, data, params, device):

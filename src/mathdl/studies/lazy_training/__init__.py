@@ -24,6 +24,7 @@ The data are shared by all seeds (``data_seed``); the seeds draw the initializat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -212,6 +213,24 @@ def _alpha_rows(seed: int, data: dict, params: dict) -> list[tuple]:
                   "test_mse": float(((test - yt) ** 2).mean())}
         rows += [(seed, i, "alpha", k, v) for k, v in values.items()]
     return rows
+
+
+def networks(group) -> list:
+    """What the group's job trains (mathdl.resources sizes the job from it): the width sweep (float64
+    full-batch GD) and the deep sweep, all seeds batched, one width after another (the kernels and
+    the output-scale sweep at one width are small beside them)."""
+    from mathdl.resources import Networks
+
+    p = group.runs[0].params
+    shared = dict(n_models=len(group.runs), input_dim=p["input_dim"], n_outputs=1, n_train=p["n_train"],
+                  n_eval=p["n_test"], batch_size=0, optimizer="gd", early_stopping=False)
+    wide = [Networks.of_group(group, model=dataclasses.replace(group.model, depth=1, width=w, residual=False),
+                              epochs=p["epochs"], eval_points=3, dtype="float64", **shared) for w in p["widths"]]
+    deep = [Networks.of_group(group, model=dataclasses.replace(group.model, depth=p["deep_depth"], width=w,
+                                                               residual=False),
+                              epochs=p["deep_epochs"], eval_points=2, dtype="float32", **shared)
+            for w in p["deep_widths"]]
+    return wide + deep
 
 
 def compute(group, data, device):

@@ -469,18 +469,25 @@ def compute_run(run_id: str, params) -> tuple[list[pd.DataFrame], dict]:
     return frames, info
 
 
+def networks(group) -> list:
+    """No network: the job computes with NumPy on the host (and asks for no GPU)."""
+    return []
+
+
 def compute(group, data, device: str = "cpu"):
     """Every run of the group: all methods on its landscape (NumPy, closed form; no data set)."""
     from mathdl.engine import TrainResult
+    from mathdl.studies import host_device
 
-    del data, device
+    del data
+    used = host_device(device)
     start = time.perf_counter()
     metrics, runs = [], []
     for run in group.runs:
         frames, info = compute_run(run.run_id, dict(run.params))
         metrics += frames
         runs.append({"run_id": run.run_id, "seed": run.seed, **info})
-    return TrainResult(metrics=pd.concat(metrics, ignore_index=True), runs=pd.DataFrame(runs), device="cpu",
+    return TrainResult(metrics=pd.concat(metrics, ignore_index=True), runs=pd.DataFrame(runs), device=used,
                        wall_time_s=time.perf_counter() - start)
 
 

@@ -417,11 +417,18 @@ def _svm_rows(rng, params) -> list[tuple]:
     return rows
 
 
+def networks(group) -> list:
+    """No network: the job computes with NumPy on the host (and asks for no GPU)."""
+    return []
+
+
 def compute(group, data, device):
     """All three parts for every seed of the group (one group: the study has no sweep)."""
     from mathdl.engine import TrainResult
+    from mathdl.studies import host_device
 
     start = time.perf_counter()
+    used = host_device(device)
     params = group.runs[0].params
     if params["poly_max_degree"] > params["poly_points"] - 1:
         raise ValueError(
@@ -442,7 +449,7 @@ def compute(group, data, device):
     metrics = pd.concat(frames, ignore_index=True)
     metrics["epoch"] = metrics["epoch"].astype(int)
     metrics["value"] = metrics["value"].astype(float)
-    return TrainResult(metrics=metrics, runs=pd.DataFrame(runs), device="cpu",
+    return TrainResult(metrics=metrics, runs=pd.DataFrame(runs), device=used,
                        wall_time_s=time.perf_counter() - start)
 
 

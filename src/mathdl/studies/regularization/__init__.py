@@ -232,6 +232,8 @@ def sample_sizes(params: dict) -> list[int]:
 
 def _ridge(group, data, device) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The ridge risks of every seed on the (n, lambda) grid; no data set, no engine."""
+    from mathdl.studies import host_device
+
     p = group.runs[0].params
     d, sigma, r = p["ridge_dim"], p["ridge_noise"], p["ridge_signal_norm"]
     lam_star = theory_lambda(d, sigma, r)
@@ -250,7 +252,7 @@ def _ridge(group, data, device) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     bad = set(metrics.loc[~np.isfinite(metrics["value"]), "run_id"])
     runs = pd.DataFrame([{"run_id": r.run_id, "seed": r.seed, "diverged": r.run_id in bad, "diverged_epoch": -1}
                          for r in group.runs])
-    return metrics, runs, "cpu"
+    return metrics, runs, host_device(device)  # NumPy on the host
 
 
 def regularizer_variants(params: dict) -> list[dict]:
@@ -321,6 +323,19 @@ def _first_caught(epochs: pd.Series) -> int:
 
 
 COMPUTE_PARTS = {"ridge": _ridge, "networks": _networks}
+
+
+def networks(group) -> list:
+    """What the group's job trains (mathdl.resources sizes the job from it): part networks, every
+    width with all seeds and regularizers batched, one width after another; part ridge, none."""
+    from mathdl.resources import Networks
+
+    p = group.runs[0].params
+    if p["part"] != "networks":
+        return []
+    n_models = len(group.runs) * len(regularizer_variants(p))
+    return [Networks.of_group(group, model=dataclasses.replace(group.model, width=w), n_models=n_models)
+            for w in sorted(p["widths"])]
 
 
 def compute(group, data, device):

@@ -411,11 +411,18 @@ def _activation_tables(run_id: str, p: dict) -> list[pd.DataFrame]:
     return frames
 
 
+def networks(group) -> list:
+    """No network: the job computes with NumPy on the host (and asks for no GPU)."""
+    return []
+
+
 def compute(group, data, device: str = "cpu"):
     """Every run: the step constructions, the backpropagation check (from its seed), the activations."""
     from mathdl.engine import TrainResult
+    from mathdl.studies import host_device
 
-    del data, device  # no data set; NumPy and torch on the CPU
+    del data  # no data set; NumPy and torch on the CPU
+    used = host_device(device)
     start = time.perf_counter()
     metrics, runs = [], []
     for run in group.runs:
@@ -431,7 +438,7 @@ def compute(group, data, device: str = "cpu"):
     return TrainResult(
         metrics=pd.concat(metrics, ignore_index=True),
         runs=pd.DataFrame(runs),
-        device="cpu",
+        device=used,
         wall_time_s=time.perf_counter() - start,
     )
 

@@ -326,18 +326,25 @@ def compute_run(run_id: str, seed: int, params) -> tuple[pd.DataFrame, dict]:
     return metrics, run
 
 
+def networks(group) -> list:
+    """No network: the job computes with NumPy on the host (and asks for no GPU)."""
+    return []
+
+
 def compute(group, data, device: str = "cpu"):
     """Every seed of one batch size: data, least squares, training with the clock, the gradient check."""
     from mathdl.engine import TrainResult
+    from mathdl.studies import host_device
 
-    del data, device  # the data come from the seed; NumPy on the CPU
+    del data  # the data come from the seed; NumPy on the CPU
+    used = host_device(device)
     start = time.perf_counter()
     metrics, runs = [], []
     for run in group.runs:
         table, info = compute_run(run.run_id, run.seed, dict(run.params))
         metrics.append(table)
         runs.append({"run_id": run.run_id, "seed": run.seed, **info})
-    return TrainResult(metrics=pd.concat(metrics, ignore_index=True), runs=pd.DataFrame(runs), device="cpu",
+    return TrainResult(metrics=pd.concat(metrics, ignore_index=True), runs=pd.DataFrame(runs), device=used,
                        wall_time_s=time.perf_counter() - start)
 
 
