@@ -36,10 +36,12 @@ wildcard_constraints:
 
 
 def experiment_params(wildcards):
-    """The experiment's resolved config; of its plot section only x, which the analysis uses."""
+    """The experiment's resolved config; of its plot section only x, which the analysis uses, and
+    the channels (hue, style, col, row), which the figures' captions in the text name."""
     exp = dict(RESOLVED["experiments"][wildcards.experiment])
-    # x resolved here (the first sweep key by default): canonical() sorts the sweep's keys
-    exp["plot"] = {"x": EXPERIMENTS[wildcards.experiment].plot.x}
+    plot = EXPERIMENTS[wildcards.experiment].plot
+    # x resolved here (the first varied key by default): canonical() sorts the sweep's keys
+    exp["plot"] = {"x": plot.x, "hue": plot.hue, "style": plot.style, "col": plot.col, "row": plot.row}
     return canonical(exp)
 
 
