@@ -247,6 +247,20 @@ def test_a_one_key_sweep_keeps_its_sentences(three_keys):
     assert f"at the largest value, \\num{{8}}, the mean train error rate is {_num(points[1]['train_error']['mean'])}" in section
 
 
+def test_an_x_with_one_value_gets_no_extreme_value_sentence(tmp_path, drawn):
+    experiment = {**THREE_KEYS, "train": {**THREE_KEYS["train"], "early_stopping": False, "epochs": 2},
+                  "task": {**THREE_KEYS["task"], "n_val": 0}, "sweep": {"train.lr": [0.1], "model.width": [4, 8]}}
+    run = _run(experiment)
+    plan, exp, tables, summary = run
+    section, _ = words(exp, summary, flat=True)
+    assert "largest" not in section and "smallest value" not in section
+    assert r"the point learning rate $=$ \num{0.1}, width $=$" in section
+    assert r"sweeping width over \num{4} and \num{8}." in section
+    assert r"The sweep also set learning rate \num{0.1} at every point." in section
+    figs = _draw(run, tmp_path, drawn)
+    assert "width" in _texts(figs["error_vs_x"])  # the varied key is on a channel, not averaged
+
+
 # ----------------------------------------------------------------------------- layout
 
 

@@ -268,7 +268,8 @@ def context(experiment, summary) -> dict:
                          "best_error": here["best"]["test_error"]["mean"], "worst_error": here["worst"]["test_error"]["mean"],
                          "best_train": here["best"]["train_error"]["mean"]}
     return {
-        "keys": keys, "key_names": [key_name(k) for k in keys], "varied_names": [key_name(k) for k in moving],
+        "keys": keys, "key_names": [key_name(k) for k in keys], "varied_keys": moving,
+        "varied_names": [key_name(k) for k in moving], "x_only": bool(x) and moving in ([x], []),
         "sweep_words": english_list(phrases), "n_grid": n_grid, "n_points": len(points), "fixed_words": english_list(
             f"{key_name(k)} {cell(values[k][0], k)}" for k in fixed),
         "derived_words": english_list(
