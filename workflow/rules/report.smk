@@ -28,6 +28,7 @@ rule compile_document:
             "results/report/{plan}/{doc}.pdf",
             caption="../report/document.rst",
             category="Paper and slides",
+            subcategory="PDF",
         ),
     log:
         "results/logs/report/{plan}/{doc}.log",
