@@ -1,10 +1,13 @@
-"""The generic sweep: train networks over a grid and compare final train and test error.
+"""The generic sweep: train networks over the plan's varied keys and compare train and test error.
 
 Its default is the classic width sweep: one-hidden-layer ReLU networks of growing width
 on a noisy teacher task (label noise 20%), three seeds. Over-parametrized networks fit
 the noisy labels (train error to zero) while their test error first rises near the
 interpolation threshold and then falls again (Belkin et al. 2019; Nakkiran et al. 2019).
-Any other sweep (depth, learning rate, label noise, ...) works the same way.
+Any other sweep (depth, learning rate, label noise, ...) works the same way, over any number
+of keys: the figures draw every varied key on the axis, a colour, markers or facets
+(:mod:`.layout`, :mod:`.plotting`), the words name every one (templates/). With early stopping
+every number is taken at each run's epoch selected on the validation split.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def analyze(tables, experiment) -> dict:
     keys = [k for k, _ in experiment.sweep]
     derived = [k for k in SETUP_KEYS if k in tables.runs and k not in keys and tables.runs[k].nunique() > 1]
     points = []
-    for values, df in _by_point(at, keys):
+    for values, df in by_point(at, keys):
         entry = {"point": values, "n_runs": int(len(df)), "n_diverged": int(df["diverged"].sum())}
         if derived:  # settings chosen per point (a width from a parameter budget): one value each
             entry["also"] = {k: _plain(df[k].iloc[0]) if df[k].nunique() == 1 else None for k in derived}
@@ -120,8 +123,9 @@ def analyze(tables, experiment) -> dict:
     return summary
 
 
-def _by_point(df, keys):
-    """(the point's key values, its runs) for each full sweep point, in sorted order."""
+def by_point(df, keys):
+    """(the point's key values, its rows) for each full sweep point in ``df``, in sorted order:
+    the one grouping behind every mean of the summary and the figures (over seeds only)."""
     if not keys:
         yield {}, df
         return

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from mathdl.studies.sweep import by_point
 from mathdl.studies.sweep import layout as layouts
 
 MAX_CURVES = 5  # learning curves per panel: the smallest, the largest and evenly spaced values between
@@ -50,7 +51,7 @@ def error_data(tables, summary, experiment) -> tuple[pd.DataFrame, layouts.Layou
     layout = layout_of(tables.runs, experiment)
     keys = sweep_keys(experiment)
     rows = []
-    for values, df in _by(runs, keys):
+    for values, df in by_point(runs, keys):
         for split in ("train", "test"):
             mean, lo, hi = mean_ci(df[f"{split}_error"], summary["confidence"])
             rows.append({**values, "split": split, "mean": mean, "ci_low": lo, "ci_high": hi,
@@ -78,7 +79,7 @@ def curve_data(tables, summary, experiment) -> tuple[pd.DataFrame, layouts.Layou
     m = m[[epoch in scheduled[run] for run, epoch in zip(m["run_id"], m["epoch"])]]
     m = m.merge(ok[["run_id", *keys]], on="run_id")
     rows = []
-    for values, df in _by(m, keys):
+    for values, df in by_point(m, keys):
         for epoch, at in df.groupby("epoch", sort=True):
             rows.append({**values, "epoch": int(epoch), "split": "test", "mean": float(at["value"].mean()), "ci_low": math.nan,
                          "ci_high": math.nan, "n_seeds": int(at["run_id"].nunique())})
@@ -108,20 +109,6 @@ def selected_marks(tables, experiment, data: pd.DataFrame, layout: layouts.Layou
     wide = reported(tables, True)
     marks = _labelled(wide[["run_id", "selected_epoch", "test_error", *sweep_keys(experiment)]], layout)
     return marks[marks["hue"].isin(set(data["hue"]))] if len(data) else marks.iloc[:0]
-
-
-def _by(df: pd.DataFrame, keys: list[str]):
-    """(dict of key values, rows) for each full sweep point in ``df``."""
-    if not keys:
-        yield {}, df
-        return
-    for values, rows in df.groupby(keys, sort=True, dropna=False):
-        values = values if isinstance(values, tuple) else (values,)
-        yield dict(zip(keys, (_plain(v) for v in values))), rows
-
-
-def _plain(v):
-    return v.item() if hasattr(v, "item") else v
 
 
 # ----------------------------------------------------------------------------- labels
