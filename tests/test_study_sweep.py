@@ -261,6 +261,18 @@ def test_an_x_with_one_value_gets_no_extreme_value_sentence(tmp_path, drawn):
     assert "width" in _texts(figs["error_vs_x"])  # the varied key is on a channel, not averaged
 
 
+def test_a_sweep_where_every_run_diverged_still_draws_and_says_so(tmp_path, drawn):
+    experiment = {**THREE_KEYS, "train": {"epochs": 3, "batch_size": 8, "lr": 1e12, "loss": "mse"},
+                  "task": {**THREE_KEYS["task"], "n_val": 0}, "sweep": {"model.width": [4, 8], "model.depth": [1, 2]}}
+    run = _run(experiment)
+    plan, exp, tables, summary = run
+    assert summary["best"] is None and summary["n_diverged"] == summary["n_runs"] == 8
+    figs = _draw(run, tmp_path, drawn)
+    assert all(not ax.get_lines() for ax in figs["error_vs_x"].axes)  # nothing drawn: no mean exists
+    section, _ = words(exp, summary, flat=True)
+    assert "No run finished with a finite test error rate." in section and "lowest" not in section
+
+
 # ----------------------------------------------------------------------------- layout
 
 

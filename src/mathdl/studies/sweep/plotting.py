@@ -76,7 +76,7 @@ def curve_data(tables, summary, experiment) -> tuple[pd.DataFrame, layouts.Layou
     scheduled = {r: schedules[(e, p)] for r, e, p in ok[["run_id", "train.epochs", "train.eval_points"]].itertuples(index=False)}
     m = tables.metrics
     m = m[(m["split"] == "test") & (m["metric"] == "error") & m["run_id"].isin(scheduled)]
-    m = m[[epoch in scheduled[run] for run, epoch in zip(m["run_id"], m["epoch"])]]
+    m = m[np.array([epoch in scheduled[run] for run, epoch in zip(m["run_id"], m["epoch"])], dtype=bool)]
     m = m.merge(ok[["run_id", *keys]], on="run_id")
     rows = []
     for values, df in by_point(m, keys):
