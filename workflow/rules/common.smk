@@ -17,7 +17,9 @@ REPORT_DIR = f"results/report/{PLAN_NAME}"
 # from the generated LaTeX by rule html_report_pieces. report() takes one caption file per
 # output, as a path that is fixed when the rules are read: hence this absolute path.
 HTML_REPORT_PIECES = "results/report/{plan}/html"
-FIGURE_CAPTIONS = os.path.abspath(f"{HTML_REPORT_PIECES.format(plan=PLAN_NAME)}/captions.rst")
+FIGURE_CAPTIONS = os.path.abspath(
+    f"{HTML_REPORT_PIECES.format(plan=PLAN_NAME)}/captions.rst"
+)
 
 
 def canonical(obj):
