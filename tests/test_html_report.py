@@ -36,6 +36,10 @@ def test_rst_special_characters_of_the_text_are_printed_as_themselves():
     assert "<p>1. a *star*, a `tick`, a pipe | and more_underscores_ here</p>" in html
 
 
+def test_escaped_dollars_are_text():
+    assert as_html(html_report.tex_to_rst(r"costs \$5 and \$6 for $n$")).count('class="formula"') == 1
+
+
 def test_math_spacing_keeps_the_words_apart_and_the_punctuation_attached():
     html = as_html(html_report.tex_to_rst(r"one curve per $p$. Between $a$ and $b$, n=$n$"))
     text = " ".join(html.replace("<i>", "").replace("</i>", "").split())

@@ -20,6 +20,7 @@ render is shown as its LaTeX source, never dropped.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -170,7 +171,7 @@ _KEEP_ARGUMENT = {"num", "emph", "textit", "textbf", "texttt", "textsc", "textsf
 _DROP = {"label", "index", "vspace", "hspace", "phantom", "footnotemark"}
 _CITES = {"cite", "citep", "citet", "citealp", "citealt", "citeauthor", "citeyear", "parencite", "textcite"}
 _REFS = {"ref", "cref", "Cref", "eqref", "autoref", "pageref"}
-_MATH = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$(.+?)\$|\\\((.+?)\\\)", re.S)
+_MATH = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|\\\[(.+?)\\\]|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)", re.S)
 
 
 def _text_to_plain(tex: str) -> str:
@@ -180,6 +181,9 @@ def _text_to_plain(tex: str) -> str:
         c = tex[i]
         if c == "\\":
             m = re.match(r"\\([A-Za-z]+)\*?|\\(.)", tex[i:], re.S)
+            if m is None:  # a backslash at the very end
+                out.append("\\")
+                break
             name = m.group(1) or m.group(2)
             i += m.end()
             if m.group(2) is not None:  # a control symbol: \% \& \, \\ ...
@@ -189,6 +193,11 @@ def _text_to_plain(tex: str) -> str:
             while j < len(tex) and tex[j] == " ":
                 j += 1
             has_arg = j < len(tex) and tex[j] == "{"
+            if has_arg:
+                try:
+                    braced(tex, j)
+                except ValueError:  # unbalanced: print what follows as text, not fail
+                    has_arg = False
             if name in _CITES and has_arg:
                 arg, i = braced(tex, j)
                 out.append("[" + ", ".join(k.strip() for k in arg.split(",")) + "]")
@@ -239,8 +248,9 @@ def _math_renders(latex: str) -> bool:
     from docutils.core import publish_parts
 
     try:
-        html = publish_parts(f":math:`{latex}`", writer="html",
-                             settings_overrides=_QUIET)["body"]
+        # docutils' math parser prints what it does not know ("* Unknown command"): kept out of the log
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            html = publish_parts(f":math:`{latex}`", writer="html", settings_overrides=_QUIET)["body"]
     except Exception:  # docutils raises its SystemMessage (or a parser error) on what it cannot read
         return False
     return 'class="unknown"' not in html and "system-message" not in html and "Unknown command" not in html
