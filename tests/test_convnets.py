@@ -276,11 +276,14 @@ def test_early_stopping_records_the_metrics_of_the_selected_epoch():
         pd.testing.assert_series_equal(selected.sort_index(), expected.sort_index(), rtol=1e-9, atol=1e-10)
 
 
-def test_a_diverging_run_is_frozen_and_the_others_go_on():
+@pytest.mark.parametrize("batching", ["vmap", "loop"])
+def test_a_diverging_run_is_frozen_and_the_others_go_on(batching):
     train = {"optimizer": "sgd", "loss": "mse", "epochs": 3}
     data = images()
-    both = module_engine.train(group(train=train, per_run=[{"lr": 0.05}, {"lr": 1e200}], seeds=(0,)), data, network=CNN, progress=False)
-    alone = module_engine.train(group(train=train, per_run=[{"lr": 0.05}], seeds=(0,)), data, network=CNN, progress=False)
+    both = module_engine.train(group(train=train, per_run=[{"lr": 0.05}, {"lr": 1e200}], seeds=(0,)), data,
+                               network=CNN, batching=batching, progress=False)
+    alone = module_engine.train(group(train=train, per_run=[{"lr": 0.05}], seeds=(0,)), data, network=CNN,
+                                batching=batching, progress=False)
     status = both.runs.set_index("run_id")
     bad = both.runs.run_id[1]
     assert list(both.runs["diverged"]) == [False, True]

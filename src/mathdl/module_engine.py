@@ -246,6 +246,18 @@ class _Layout:
         return [theta[:, o : o + s.numel()].reshape(m, *s) for s, o in zip(self.shapes, self.offsets)]
 
 
+def _share_storage(net: nn.Module, layout: _Layout, theta: torch.Tensor, buffer_names, buffers) -> nn.Module:
+    """``net`` with its parameters turned into views of one run's theta (P,) and its buffers
+    into the given tensors (views of the stacked buffers): the optimizer's in-place updates
+    of theta reach the module, and batch norm's updates of its statistics reach the stack."""
+    for name, view in layout.unflatten(theta).items():
+        net.get_parameter(name).data = view
+    for name, b in zip(buffer_names, buffers):
+        owner, _, leaf = name.rpartition(".")
+        net.get_submodule(owner)._buffers[leaf] = b
+    return net
+
+
 def augment(x: torch.Tensor, padding: int, offsets: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
     """Crop each image of x (..., C, H, W), padded with ``padding`` zeros on every side, at
     ``offsets`` (..., 2) (row, column in [0, 2 padding]), then mirror it where ``flips`` (...,);
@@ -393,6 +405,10 @@ class _ModuleEnsemble(engine._Ensemble):
             for k in PER_RUN_TRAIN_KEYS
         }
         self.opt = _Optimizer(optim.make_optimizer(cfg.optimizer, [theta], hyper), buffers)
+        # The loop path steps each run's own module, its tensors views of theta and the buffers.
+        self.nets = [_share_storage(net.to(dev), self.layout, theta[i], self.buffer_names, [b[i] for b in buffers])
+                     for i, net in enumerate(nets)] if self.batching == "loop" else []
+        self.grads = torch.zeros_like(theta)
         self.draws = _StepDraws(self.generators, aug, rates, costs.dropout_shapes, self.dtype, dev)
         self.streams = _GlobalStreams(self.generators, self.runs, dev) if draws_from_global_generator(self.base) else None
         # engine._Ensemble.fit prefetches minibatch orders on a GPU only when nothing else draws
@@ -419,26 +435,30 @@ class _ModuleEnsemble(engine._Ensemble):
 
     # ------------------------------------------------------------------------- one run, as a function
 
+    @staticmethod
     @contextlib.contextmanager
-    def _masks(self, masks: Sequence[torch.Tensor]):
-        for d, mask in zip(self.dropouts, masks):
+    def _masks(dropouts: Sequence[convnets.Dropout], masks: Sequence[torch.Tensor]):
+        for d, mask in zip(dropouts, masks):
             d.mask = mask
         try:
             yield
         finally:
-            for d in self.dropouts:
+            for d in dropouts:
                 d.mask = None
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One run's loss (a scalar) of outputs (B, K) against labels (B,) or targets (B, K)."""
+        if y.dim() == 1 and self.cfg.loss == "mse":  # one-hot labels, as losses.squared_error makes them (vmap-safe)
+            y = (y.unsqueeze(1) == torch.arange(self.n_outputs, device=y.device)).to(out.dtype)  # (B, K)
+        target = y.unsqueeze(0) if y.dim() == 1 else y.T.unsqueeze(0)
+        return self.loss_fn(out.T.unsqueeze(0), target, self.n_outputs)[0]
 
     def _loss_and_buffers(self, theta, buffers, x, y, masks):
         """One run's minibatch loss in training mode, and its buffers after the step."""
         buffers = {n: b.clone() for n, b in zip(self.buffer_names, buffers)}  # batch norm updates these
-        with self._masks(masks):
+        with self._masks(self.dropouts, masks):
             out = functional_call(self.base, (self.layout.unflatten(theta), buffers), (x,))  # (B, K)
-        if y.dim() == 1 and self.cfg.loss == "mse":  # one-hot labels, as losses.squared_error makes them (vmap-safe)
-            y = (y.unsqueeze(1) == torch.arange(self.n_outputs, device=y.device)).to(out.dtype)  # (B, K)
-        target = y.unsqueeze(0) if y.dim() == 1 else y.T.unsqueeze(0)
-        loss = self.loss_fn(out.T.unsqueeze(0), target, self.n_outputs)[0]
-        return loss, tuple(buffers[n] for n in self.buffer_names)
+        return self._loss(out, y), tuple(buffers[n] for n in self.buffer_names)
 
     def _outputs(self, theta, buffers, x):
         """One run's outputs (B, K) in eval mode (batch norm uses the running statistics)."""
@@ -470,7 +490,13 @@ class _ModuleEnsemble(engine._Ensemble):
             else:
                 idx = order[:, start : start + self.batch]  # (M, B)
             xb, masks = self.draws(x[idx])  # (M, B, C, H, W)
-            grads, (loss, new_buffers) = self._per_run(self._grad_fn, (theta, buffers, xb, y[idx], masks))
+            old_buffers = [b.clone() for b in buffers]
+            if self.batching == "vmap":
+                grads, (loss, new_buffers) = self._per_run(self._grad_fn, (theta, buffers, xb, y[idx], masks))
+                for b, new in zip(buffers, new_buffers):
+                    b.copy_(new)
+            else:
+                grads, loss = self._loop_step(xb, y[idx], masks)
             finite = torch.isfinite(loss)
             # A non-finite loss freezes its run; the others go on untouched.
             newly = ~finite & self.alive
@@ -481,10 +507,30 @@ class _ModuleEnsemble(engine._Ensemble):
             keep = ~finite
             if self.frozen is not None:
                 keep = keep.index_fill(0, self.frozen, True)
-            for b, new in zip(buffers, new_buffers):
-                b.copy_(torch.where(keep.view(-1, *[1] * (b.dim() - 1)), b, new))
+            for b, old in zip(buffers, old_buffers):
+                b.copy_(torch.where(keep.view(-1, *[1] * (b.dim() - 1)), old, b))
             theta.grad = torch.where(finite.view(-1, 1), grads, torch.zeros_like(grads))
             self.opt.step(lr_factor, self.frozen)
+
+    def _loop_step(self, xb, yb, masks) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each run's own module, one after the other, with plain autograd: gradients (M, P)
+        and losses (M,). Batch norm updates the running statistics in place (views of the
+        stacked buffers)."""
+        losses_ = []
+        for m, net in enumerate(self.nets):
+            dropouts = [d for d in net.modules() if isinstance(d, convnets.Dropout)]
+            with self._masks(dropouts, [mask[m] for mask in masks]), (
+                self.streams.run(m) if self.streams else contextlib.nullcontext()
+            ):
+                loss = self._loss(net(xb[m]), yb[m])
+            params = list(net.parameters())
+            for p in params:
+                p.grad = None
+            loss.backward()
+            torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), dtype=p.dtype,
+                       device=p.device) for p in params], out=self.grads[m])
+            losses_.append(loss.detach())
+        return self.grads, torch.stack(losses_)
 
     # ------------------------------------------------------------------------- metrics
 
