@@ -1,0 +1,238 @@
+"""The engine, pinned where mutation testing found it loose (tests/README.md, "Mutation testing").
+
+The memory estimates and what they decide (runs per chunk, points per evaluation batch), the
+evaluation schedule's values, a run that is non-finite on one batch and finite on the next,
+metrics at the epoch of divergence, a split without points, the group checks, the wall time,
+the progress bar's words, and the groups that ``make_group`` builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mathdl import engine, models
+from mathdl.config import load_plan
+from mathdl.tasks import make_dataset
+
+TASK = {"input_dim": 6, "n_classes": 3, "teacher_width": 8, "n_train": 96, "n_val": 48, "n_test": 64}
+
+
+def _group(seeds=(0, 1), task=None, model=None, train=None, per_run=None, **kw):
+    return engine.make_group(
+        seeds,
+        task={**TASK, **(task or {})},
+        model={"depth": 2, "width": 16, **(model or {})},
+        train={"epochs": 4, "batch_size": 32, "eval_points": 5, **(train or {})},
+        per_run=per_run,
+        **kw,
+    )
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def test_default_cpu_budget_is_a_quarter_of_the_ram_at_most_8_gib(monkeypatch):
+    with open("/proc/meminfo") as fh:  # another reading of the same RAM: MemTotal in kB
+        mem_total = next(int(line.split()[1]) for line in fh if line.startswith("MemTotal:")) * 1024
+    expected = min(8 * 2**30, mem_total / 4) / 2**20
+    assert engine.default_memory_budget_mb(torch.device("cpu")) == pytest.approx(expected, rel=1e-3)
+
+    def ram(gib):
+        return lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": gib * 2**30 // 4096}[name]
+
+    monkeypatch.setattr(engine.os, "sysconf", ram(64))
+    assert engine.default_memory_budget_mb(torch.device("cpu")) == 8192  # capped
+    monkeypatch.setattr(engine.os, "sysconf", ram(2))
+    assert engine.default_memory_budget_mb(torch.device("cpu")) == 512
+
+    def unknown(name):
+        raise ValueError(name)
+
+    monkeypatch.setattr(engine.os, "sysconf", unknown)  # RAM unknown: taken as 16 GiB
+    assert engine.default_memory_budget_mb(torch.device("cpu")) == 4096
+
+
+def _reference_bytes(model: dict, d: int, k: int, optimizer: str, early_stopping: bool, dtype: str, batch: int) -> int:
+    """The estimate's documented meaning, counted independently: the parameters of the same
+    network built with torch.nn; copies: parameters, gradients, initial values, the optimizer's
+    state (SGD 0, momentum 1, Adam 2 per parameter), the best snapshot with early stopping and two
+    temporaries; per point of a batch: pre-activation, post-activation, mask and gradient of
+    every unit, the inputs counted as units."""
+    widths = [d] + [model["width"]] * (2 * model["depth"] + 1 if model.get("residual") else model["depth"]) + [k]
+    layers = [torch.nn.Linear(a, b) for a, b in zip(widths, widths[1:])]
+    params = sum(p.numel() for layer in layers for p in layer.parameters())
+    buffers = {"sgd": 0, "gd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "adam": 2}[optimizer]
+    copies = 1 + 1 + 1 + buffers + int(early_stopping) + 2
+    units = sum(widths)
+    return {"float32": 4, "float64": 8}[dtype] * (copies * params + 4 * units * batch)
+
+
+@pytest.mark.parametrize(
+    "model, optimizer, early_stopping, dtype, batch",
+    [
+        ({"depth": 2, "width": 16}, "sgd", False, "float32", 32),
+        ({"depth": 3, "width": 7}, "adam", True, "float64", 5),
+        ({"depth": 1, "width": 30}, "momentum", False, "float32", 1),
+        ({"depth": 2, "width": 8, "residual": True}, "adagrad", True, "float32", 17),
+    ],
+)
+def test_bytes_per_run_counts_what_its_docstring_says(model, optimizer, early_stopping, dtype, batch):
+    group = _group(model=model, train={"optimizer": optimizer, "early_stopping": early_stopping, "dtype": dtype})
+    arch = models.architecture(group.model, 6, 3)
+    expected = _reference_bytes(model, 6, 3, optimizer, early_stopping, dtype, batch)
+    assert engine.bytes_per_run(arch, group.train, batch) == expected
+
+
+def _chunks_in_progress_bar(capsys, group, budget_mb) -> list[str]:
+    engine.train(group, make_dataset(group.task), progress=True, memory_budget_mb=budget_mb)
+    err = capsys.readouterr().err
+    return sorted({part.split(":")[0].strip() for part in err.replace("\r", "\n").split("\n") if "runs" in part})
+
+
+def test_runs_per_chunk_are_three_quarters_of_the_budget_over_the_estimate(capsys):
+    # A chunk of k runs takes k * bytes_per_run, and may use 75% of the budget (the rest is for
+    # evaluation). A budget of exactly k runs' worth gives chunks of k; a byte less, k - 1.
+    group = _group(seeds=(0, 1, 2, 3, 4), train={"epochs": 1})
+    arch = models.architecture(group.model, 6, 3)
+    per_run = engine.bytes_per_run(arch, group.train, 32)
+    name = f"adhoc/{group.group_id}"
+    exact = 2 * per_run / 0.75 / 2**20
+    assert _chunks_in_progress_bar(capsys, group, exact) == [
+        f"{name} (1 runs, chunk 3/3)", f"{name} (2 runs, chunk 1/3)", f"{name} (2 runs, chunk 2/3)"]
+    just_under = (2 * per_run - 1) / 0.75 / 2**20
+    assert _chunks_in_progress_bar(capsys, group, just_under) == [f"{name} (1 runs, chunk {i}/5)" for i in range(1, 6)]
+    assert _chunks_in_progress_bar(capsys, group, 1e-9) == [f"{name} (1 runs, chunk {i}/5)" for i in range(1, 6)]
+    assert _chunks_in_progress_bar(capsys, group, None) == [f"{name} (5 runs)"]  # the default: all fit
+
+
+def _ensemble(m=2, width=16, eval_budget=1e9, dtype="float32", dev="cpu", depth=2):
+    group = _group(seeds=tuple(range(m)), model={"width": width, "depth": depth}, train={"dtype": dtype})
+    data = make_dataset(group.task)
+    arch = models.architecture(group.model, data.x_train.shape[1], data.n_outputs)
+    return engine._Ensemble(group.runs, group.train, arch, data, torch.device(dev), eval_budget=eval_budget)
+
+
+def test_evaluation_batches_fit_the_budget_and_the_cpu_caches():
+    # Points per no-grad batch: the budget over 4 activations of the widest layer per point and
+    # run (float32: 4 bytes); on a CPU at most 2^22 / (M * widest) points (a few MB), but 32 at least.
+    assert _ensemble(m=2, width=16, eval_budget=4 * 2 * 16 * 4 * 10).eval_chunk == 10
+    assert _ensemble(m=2, width=16, eval_budget=4 * 2 * 16 * 4 * 10 - 1).eval_chunk == 9
+    assert _ensemble(m=2, width=16, eval_budget=4 * 2 * 16 * 8 * 10, dtype="float64").eval_chunk == 10
+    assert _ensemble(m=2, width=16, eval_budget=1).eval_chunk == 1  # at least one point
+    assert _ensemble(m=2, width=16, eval_budget=1e12).eval_chunk == 2**22 // (2 * 16)  # the cache cap
+    # the cap's floor: 2^22 // (M * widest) = 31 here (one hidden layer, so few parameters)
+    assert _ensemble(m=1, width=2**17 + 1, depth=1, eval_budget=1e15).eval_chunk == 32
+    widest_is_input = _ensemble(m=1, width=2, eval_budget=4 * 6 * 4 * 7)  # input_dim 6 > width 2
+    assert widest_is_input.eval_chunk == 7
+
+
+def test_results_do_not_depend_on_the_evaluation_batch():
+    group = _group(train={"epochs": 2})
+    data = make_dataset(group.task)
+    tiny = engine.train(group, data, progress=False, memory_budget_mb=4 * 2 * 16 * 4 * 5 / 0.25 / 2**20 + 1)
+    big = engine.train(group, data, progress=False)
+    np.testing.assert_allclose(tiny.metrics["value"], big.metrics["value"], rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- schedule, checks, time
+
+
+@pytest.mark.parametrize(
+    "epochs, points, expected",
+    [(100, 5, [0, 1, 5, 22, 100]), (1000, 5, [0, 1, 10, 100, 1000]), (1000, 4, [0, 1, 32, 1000]),
+     (100, 3, [0, 1, 100]), (10, 2, [0, 1, 10]), (5, 1, [0, 1, 5])],
+)
+def test_eval_epochs_are_rounded_powers(epochs, points, expected):
+    # points - 1 log-spaced epochs from 1 to `epochs`, epochs^(i / (points - 2)) for i = 0 .. points - 2,
+    # rounded, with epoch 0 (one point or two: just epoch 1, then 0 and the last are added).
+    assert engine.eval_epochs(epochs, points) == expected
+
+
+def test_a_run_with_another_model_is_refused_even_when_its_training_agrees():
+    group = _group()
+    other = dataclasses.replace(group.runs[1], model=dataclasses.replace(group.model, width=17))
+    bad = dataclasses.replace(group, runs=(group.runs[0], other))
+    with pytest.raises(ValueError, match=f"run {other.run_id} does not share its group's shape"):
+        engine.train(bad, make_dataset(group.task), progress=False)
+    other_train = dataclasses.replace(group.runs[1], train=dataclasses.replace(group.train, epochs=5))
+    with pytest.raises(ValueError, match="does not share its group's shape"):
+        engine.train(dataclasses.replace(group, runs=(group.runs[0], other_train)), make_dataset(group.task), progress=False)
+
+
+def test_wall_time_is_the_time_train_took():
+    group = _group(seeds=(0,), train={"epochs": 1})
+    data = make_dataset(group.task)
+    before = time.perf_counter()
+    result = engine.train(group, data, progress=False)
+    outside = time.perf_counter() - before
+    assert 0 < result.wall_time_s <= outside
+
+
+def test_a_split_without_points_has_no_rows():
+    r = engine.train(g := _group(task={"n_val": 0}), make_dataset(g.task), progress=False)
+    assert set(r.metrics["split"]) == {"train", "test"}
+    assert r.metrics["value"].notna().all()
+
+
+# ----------------------------------------------------------------------------- divergence
+
+
+def _poisoned(group, row=40):
+    """The group's data with one training point so large that every batch holding it has an
+    infinite loss (its square overflows float32); the other batches are finite."""
+    data = make_dataset(group.task)
+    x = data.x_train.copy()
+    x[row] = 1e30
+    return dataclasses.replace(data, x_train=x)
+
+
+@pytest.mark.parametrize("sync_each_step", [True, False], ids=["exact", "on-device"])
+def test_a_run_non_finite_on_one_batch_stays_frozen_when_later_batches_are_finite(monkeypatch, sync_each_step):
+    # Every run meets the poisoned point in epoch 1 and is frozen there; with three batches per
+    # epoch most runs meet finite batches after it. They must stay frozen: the parameters after 5
+    # epochs are those after 1, and every run is diverged at epoch 1.
+    monkeypatch.setattr(engine, "_syncs_each_step", lambda dev: sync_each_step)
+    train = {"loss": "mse", "eval_points": 20}
+    seeds = (0, 1, 2, 3, 4, 5)
+    one = engine.train(g1 := _group(seeds=seeds, train={**train, "epochs": 1}), _poisoned(g1), progress=False)
+    five = engine.train(g5 := _group(seeds=seeds, train={**train, "epochs": 5}), _poisoned(g5), progress=False)
+    assert five.runs["diverged"].all() and (five.runs["diverged_epoch"] == 1).all()
+    for p1, p5 in zip(one.params, five.params):
+        torch.testing.assert_close(p1, p5, rtol=0, atol=0, equal_nan=True)
+    # The metrics at the epoch of divergence are those of the parameters it stopped with (finite on
+    # the clean splits); after it they are NaN.
+    m = five.metrics.query("split != 'train'")
+    assert m.query("epoch <= 1")["value"].notna().all()
+    assert m.query("epoch > 1")["value"].isna().all() and (m["epoch"] > 1).any()
+    at_one = one.metrics.query("split != 'train' and epoch == 1").reset_index(drop=True)
+    np.testing.assert_array_equal(m.query("epoch == 1")["value"].to_numpy(), at_one["value"].to_numpy())
+
+
+# ----------------------------------------------------------------------------- groups by hand
+
+
+def test_make_group_builds_what_the_config_builds():
+    cfg = {"experiments": {"e": {
+        "study": "sweep", "seeds": [0, 1], "task": {**TASK, "label_noise": 0.1}, "model": {"depth": 2, "width": 16},
+        "train": {"epochs": 4, "batch_size": 32, "eval_points": 5}, "sweep": {"train.lr": [0.01, 0.02]},
+    }}}
+    (experiment,) = load_plan(cfg).experiments
+    (expected,) = experiment.groups
+    group = _group(task={"label_noise": 0.1}, per_run=[{"lr": 0.01}, {"lr": 0.02}], experiment="e")
+    assert (group.experiment, group.study, group.data_id, group.group_id) == (
+        "e", "sweep", expected.data_id, expected.group_id)
+    by_id = {r.run_id: r for r in expected.runs}
+    assert len(group.runs) == 4
+    for run in group.runs:
+        # make_group names a point's keys as per_run does (a config: "train.lr")
+        assert run.point == (("lr", run.train.lr),) and by_id[run.run_id].point == (("train.lr", run.train.lr),)
+        assert run.train == by_id[run.run_id].train and run.task == by_id[run.run_id].task
+    assert [(r.seed, r.train.lr) for r in group.runs] == [(0, 0.01), (1, 0.01), (0, 0.02), (1, 0.02)]
+    with pytest.raises(ValueError, match=r"^train: unknown keys \['bogus'\]; valid: "):
+        _group(train={"bogus": 1})
