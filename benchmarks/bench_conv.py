@@ -19,11 +19,14 @@ model-images per second (that times the batch); each side is timed ``--repeats``
 a one-epoch warm-up, and the fastest is kept.
 
 Projection: seconds per model-image s(k) of the engine are measured at ``--proj-widths`` on
-CIFAR-sized images (3x32x32) with groups of M runs, fitted as s(k) = a + b * flops(k) (flops:
-forward and backward of one image), and summed over the sweep of Nakkiran et al. (2020, Fig. 4
-and Appendix B): widths k = 1..64, 3 label-noise levels (0, 10 %, 20 %), 50,000 training images,
-``--sweep-epochs`` epochs (default 4,000, their Adam setting; their SGD setting is 500K steps
-of batch 128, i.e. 1,280 epochs), one run per point, evaluation not counted.
+CIFAR-sized images (3x32x32), in groups of ``--proj-models`` runs (default 3: the three noise
+levels of one width sharing a group, which needs label noise drawn per run; see the report) and
+one run at a time, fitted as s(k) = a + b * flops(k) (flops: forward and backward of one image,
+counted by ``convnets.forward_costs``), and summed over the sweep of Nakkiran et al. (2020,
+Fig. 4 and Appendix B): widths k = 1..64, 3 label-noise levels (0, 10 %, 20 %), 50,000 training
+images, ``--sweep-epochs`` epochs (default 4,000, their Adam setting; their SGD setting is 500K
+steps of batch 128, i.e. 1,280 epochs), one seed per point, float32, evaluation not counted.
+It also prints the sweep's total training FLOPs and the rate that one day would need.
 
     python benchmarks/bench_conv.py                      # CPU, tiny sizes, a couple of minutes
     python benchmarks/bench_conv.py --quick              # smoke test
@@ -85,7 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.batch = args.batch or (128 if gpu else 64)
     if args.proj_widths is None:
         args.proj_widths = [4, 16, 64] if gpu else [2, 8]
-    args.proj_models = args.proj_models or (64 if gpu else 4)
+    args.proj_models = args.proj_models or 3
     if args.quick:
         args.epochs, args.repeats, args.n_train, args.proj_widths = 1, 1, min(args.n_train, 128), args.proj_widths[:1]
     return args
@@ -116,7 +119,9 @@ def synthetic_images(shape, n_train: int, n_test: int, seed: int = 0) -> Dataset
     rng = np.random.default_rng(seed)
     x = {s: rng.random((n, *shape), dtype=np.float32) for s, n in (("train", n_train), ("val", 0), ("test", n_test))}
     y = {s: rng.integers(0, N_CLASSES, len(v)).astype(np.int64) for s, v in x.items()}
-    return Dataset("classification", N_CLASSES, **{f"x_{s}": v for s, v in x.items()}, **{f"y_{s}": v for s, v in y.items()})
+    return Dataset(
+        "classification", N_CLASSES, **{f"x_{s}": v for s, v in x.items()}, **{f"y_{s}": v for s, v in y.items()}
+    )
 
 
 def sync(dev: torch.device) -> None:
@@ -144,8 +149,9 @@ def time_engine(row: Row, data, dev, args, batching: str = "auto") -> tuple[floa
     net = convnets.Network(row.arch, row.width)
 
     def run(epochs):
-        return module_engine.train(make_group(row.models, args, epochs), data, device=dev.type, network=net,
-                                   batching=batching, progress=False)
+        return module_engine.train(
+            make_group(row.models, args, epochs), data, device=dev.type, network=net, batching=batching, progress=False
+        )
 
     path = run(1).batching  # warm-up
     return best_time(lambda: run(args.epochs), dev, args.repeats), path
@@ -170,7 +176,7 @@ def loop_one_model(seed: int, row: Row, data, dev, args) -> None:
         model.train()
 
     evaluate()
-    for epoch in range(1, args.epochs + 1):
+    for _ in range(args.epochs):
         for xb, yb in loader:
             xb, yb = xb.to(dev), yb.to(dev)
             optimizer.zero_grad()
@@ -191,20 +197,24 @@ def tuned_one_model(seed: int, row: Row, data, dev, args) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     x = torch.as_tensor(data.x_train).to(dev).contiguous(memory_format=fmt)
     y = torch.as_tensor(data.y_train).to(dev)
-    x_test, y_test = torch.as_tensor(data.x_test).to(dev).contiguous(memory_format=fmt), torch.as_tensor(data.y_test).to(dev)
+    x_test, y_test = torch.as_tensor(data.x_test).to(dev).contiguous(memory_format=fmt), torch.as_tensor(
+        data.y_test
+    ).to(dev)
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and args.amp)
 
     def evaluate():
         model.eval()
         with torch.no_grad(), amp:
-            results = [(nn.functional.cross_entropy(model(a), b), (model(a).argmax(1) != b).float().mean())
-                       for a, b in ((x, y), (x_test, y_test))]
+            results = [
+                (nn.functional.cross_entropy(model(a), b), (model(a).argmax(1) != b).float().mean())
+                for a, b in ((x, y), (x_test, y_test))
+            ]
         model.train()
         return results
 
     evaluate()
     n = len(x)
-    for epoch in range(1, args.epochs + 1):
+    for _ in range(args.epochs):
         order = torch.randperm(n, device=dev)
         for start in range(0, n, args.batch):
             idx = order[start : start + args.batch]
@@ -256,7 +266,12 @@ def fit_hours(points: list[tuple[int, float]], args) -> float:
     else:  # one point: all of it per flop
         a, b = 0.0, s[0] / f[0]
     per_image = sum(a + b * flops[k] for k in SWEEP_WIDTHS)
-    return SWEEP_NOISE_LEVELS * SWEEP_IMAGES * args.sweep_epochs * per_image / 3600
+    return sweep_images(args) * per_image / 3600
+
+
+def sweep_images(args) -> int:
+    """Images each width's runs take a step on, over the whole sweep (all noise levels)."""
+    return SWEEP_NOISE_LEVELS * SWEEP_IMAGES * args.sweep_epochs
 
 
 # ----------------------------------------------------------------------------- main
@@ -271,8 +286,10 @@ def device_name(dev: torch.device) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     dev = engine.resolve_device(args.device)
-    print(f"device: {device_name(dev)}; torch {torch.__version__}; float32; SGD lr {LR}, batch {args.batch}, "
-          f"{args.n_train} training images, {args.epochs} epochs; rates in model-steps/s (model-images/s)")
+    print(
+        f"device: {device_name(dev)}; torch {torch.__version__}; float32; SGD lr {LR}, batch {args.batch}, "
+        f"{args.n_train} training images, {args.epochs} epochs; rates in model-steps/s (model-images/s)"
+    )
     header = f"{'arch':>8} {'k':>3} {'image':>8} {'M':>3} | {'engine (path)':>24} | {'loop':>18} | {'ratio':>6}"
     if args.paths:
         header += f" | {'vmap forced':>18} | {'loop forced':>18}"
@@ -286,9 +303,11 @@ def main(argv=None) -> None:
         loop_rate = row.loop_models * steps / time_loop(loop_one_model, row, data, dev, args)
         ratio = engine_rate / loop_rate
         first_ratio = first_ratio or ratio
-        line = (f"{row.arch:>8} {row.width:>3} {'x'.join(map(str, row.shape)):>8} {row.models:>3} | "
-                f"{engine_rate:9.1f} ({engine_rate * args.batch:8.0f}) {path:>4} | "
-                f"{loop_rate:8.1f} ({loop_rate * args.batch:7.0f}) | {ratio:5.2f}x")
+        line = (
+            f"{row.arch:>8} {row.width:>3} {'x'.join(map(str, row.shape)):>8} {row.models:>3} | "
+            f"{engine_rate:9.1f} ({engine_rate * args.batch:8.0f}) {path:>4} | "
+            f"{loop_rate:8.1f} ({loop_rate * args.batch:7.0f}) | {ratio:5.2f}x"
+        )
         if args.paths:
             for forced in ("vmap", "loop"):
                 s, _ = time_engine(row, data, dev, args, batching=forced)
@@ -297,16 +316,25 @@ def main(argv=None) -> None:
         print(line, flush=True)
         if row.tuned:
             tuned = row.loop_models * steps / time_loop(tuned_one_model, row, data, dev, args)
-            print(f"{'':>26}tuned single-model loop: {tuned:.1f} model-steps/s ({tuned * args.batch:.0f} images/s); "
-                  f"engine / tuned = {engine_rate / tuned:.2f}x", flush=True)
+            print(
+                f"{'':>26}tuned single-model loop: {tuned:.1f} model-steps/s ({tuned * args.batch:.0f} images/s); "
+                f"engine / tuned = {engine_rate / tuned:.2f}x",
+                flush=True,
+            )
 
     measured, hours, hours_alone = project_sweep(args, dev)
-    print(f"\nprojection: CIFAR-10 CNN sweep, k = 1..64, {SWEEP_NOISE_LEVELS} noise levels, {SWEEP_IMAGES:,} images, "
-          f"{args.sweep_epochs:,} epochs, one run per point, evaluation not counted")
+    print(
+        f"\nprojection: CIFAR-10 CNN sweep, k = 1..64, {SWEEP_NOISE_LEVELS} noise levels, {SWEEP_IMAGES:,} images, "
+        f"{args.sweep_epochs:,} epochs, one run per point, evaluation not counted"
+    )
     for k, s in measured:
         print(f"  measured k = {k:>2}: {1 / s:,.0f} model-images/s in groups of {args.proj_models}")
-    print(f"  projected on this device ({device_name(dev)}): {hours:,.1f} h in groups of {args.proj_models} runs "
-          f"(seeds or per-run hyperparameters sharing a group); {hours_alone:,.1f} h one run at a time")
+    print(
+        f"  projected on this device ({device_name(dev)}): {hours:,.1f} h in groups of {args.proj_models} runs; "
+        f"{hours_alone:,.1f} h one run at a time"
+    )
+    total = sweep_images(args) * sum(cnn_train_flops(k) for k in SWEEP_WIDTHS)
+    print(f"  the sweep trains {total:.2e} FLOPs: {total / 86400 / 1e12:,.0f} TFLOP/s sustained for one day")
     print(f"speedup_vs_loop={first_ratio:.2f}")
     print(f"projected_sweep_hours={hours:.1f}")
 

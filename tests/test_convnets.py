@@ -54,7 +54,10 @@ class WrongOutputs(nn.Module):
 
 def images(n_train=24, n_val=16, n_test=16, shape=SHAPE, seed=0) -> Dataset:
     rng = np.random.default_rng(seed)
-    xs = {s: rng.standard_normal((n, *shape)).astype(np.float32) for s, n in (("train", n_train), ("val", n_val), ("test", n_test))}
+    xs = {
+        s: rng.standard_normal((n, *shape)).astype(np.float32)
+        for s, n in (("train", n_train), ("val", n_val), ("test", n_test))
+    }
     ys = {s: rng.integers(0, K, len(x)).astype(np.int64) for s, x in xs.items()}
     return Dataset("classification", K, **{f"x_{s}": x for s, x in xs.items()}, **{f"y_{s}": y for s, y in ys.items()})
 
@@ -90,7 +93,10 @@ def train_alone(run, data: Dataset, network, aug: Augmentation):
     net = convnets.build(network, SHAPE, K, cfg.dropout).double()
     opt = torch_optimizer(cfg, net.parameters())
     sched = torch_scheduler(cfg, opt)
-    split = {s: (torch.as_tensor(data.split(s)[0]).double(), torch.as_tensor(data.split(s)[1])) for s in ("train", "val", "test")}
+    split = {
+        s: (torch.as_tensor(data.split(s)[0]).double(), torch.as_tensor(data.split(s)[1]))
+        for s in ("train", "val", "test")
+    }
     x, y = split["train"]
     n = len(x)
     batch = n if cfg.batch_size == 0 else cfg.batch_size
@@ -126,8 +132,8 @@ def train_alone(run, data: Dataset, network, aug: Augmentation):
     return net, records
 
 
-def check_against_alone(g, network, aug=Augmentation(), batching="vmap", data=None):
-    data = data or images()
+def check_against_alone(g, network, aug=None, batching="vmap", data=None):
+    data, aug = data or images(), aug or Augmentation()
     # A convolution's bias right before batch norm has gradient 0 in exact arithmetic (batch
     # norm subtracts each channel's mean), so Adam's g / sqrt(s) turns the round-off of either
     # way into steps of their own: measured up to 7e-10 apart after 9 steps. Outputs do not
@@ -147,7 +153,11 @@ def check_against_alone(g, network, aug=Augmentation(), batching="vmap", data=No
             torch.testing.assert_close(result.buffers[name][i], theirs, rtol=RTOL, atol=ATOL)
         for (epoch, split, metric), value in records.items():
             assert metrics[(run.run_id, epoch, split, metric)] == pytest.approx(value, rel=RTOL, abs=ATOL), (
-                run.seed, dict(run.point), epoch, split, metric,
+                run.seed,
+                dict(run.point),
+                epoch,
+                split,
+                metric,
             )
     return result
 
@@ -190,7 +200,10 @@ def test_batched_and_looped_paths_give_the_same_tables():
     g = group(train={"optimizer": "adam", "lr": 0.01}, per_run=[{}, {"dropout": 0.3, "lr": 0.02}], seeds=(0, 1, 2))
     aug = Augmentation(crop_padding=1, flip=True)
     data = images()
-    runs = {b: module_engine.train(g, data, network=CNN, augmentation=aug, batching=b, progress=False) for b in ("vmap", "loop")}
+    runs = {
+        b: module_engine.train(g, data, network=CNN, augmentation=aug, batching=b, progress=False)
+        for b in ("vmap", "loop")
+    }
     a, b = runs["vmap"], runs["loop"]
     assert (a.batching, b.batching) == ("vmap", "loop")
     pd.testing.assert_frame_equal(a.metrics.drop(columns="value"), b.metrics.drop(columns="value"))
@@ -245,7 +258,10 @@ def test_batch_norm_keeps_running_statistics_per_run_and_evaluates_with_them():
     for i, run in enumerate(g.runs):
         net = convnets.build(CNN, SHAPE, K).double()
         net.load_state_dict(
-            {**{n: p[i] for n, p in zip(result.param_names, result.params)}, **{n: b[i] for n, b in result.buffers.items()}}
+            {
+                **{n: p[i] for n, p in zip(result.param_names, result.params)},
+                **{n: b[i] for n, b in result.buffers.items()},
+            }
         )
         with torch.no_grad():
             evaluated = F.cross_entropy(net.eval()(x_test), y_test).item()
@@ -262,13 +278,18 @@ def test_early_stopping_records_the_metrics_of_the_selected_epoch():
     train = {"optimizer": "adam", "lr": 0.05, "epochs": epochs}
     per_run = [{}, {"lr": 0.02}]
     data = images(n_val=24, seed=3)
-    every = module_engine.train(group(train={**train, "eval_points": 100}, per_run=per_run), data, network=CNN, progress=False)
+    every = module_engine.train(
+        group(train={**train, "eval_points": 100}, per_run=per_run), data, network=CNN, progress=False
+    )
     ref = every.metrics.set_index(["run_id", "epoch", "split", "metric"])["value"]
     stopped = module_engine.train(
-        group(train={**train, "eval_points": 2, "early_stopping": True}, per_run=per_run), data, network=CNN, progress=False
+        group(train={**train, "eval_points": 2, "early_stopping": True}, per_run=per_run),
+        data,
+        network=CNN,
+        progress=False,
     )
     rows = stopped.metrics.set_index(["run_id", "epoch", "split", "metric"])["value"]
-    for i, (run, status) in enumerate(zip(every.runs.itertuples(), stopped.runs.itertuples())):
+    for run, status in zip(every.runs.itertuples(), stopped.runs.itertuples()):
         val = ref.xs((run.run_id, "val", "loss"), level=("run_id", "split", "metric"))
         assert status.selected_epoch == val.idxmin()  # the first best validation loss
         selected = rows.xs((status.run_id, status.selected_epoch), level=("run_id", "epoch"))
@@ -280,10 +301,16 @@ def test_early_stopping_records_the_metrics_of_the_selected_epoch():
 def test_a_diverging_run_is_frozen_and_the_others_go_on(batching):
     train = {"optimizer": "sgd", "loss": "mse", "epochs": 3}
     data = images()
-    both = module_engine.train(group(train=train, per_run=[{"lr": 0.05}, {"lr": 1e200}], seeds=(0,)), data,
-                               network=CNN, batching=batching, progress=False)
-    alone = module_engine.train(group(train=train, per_run=[{"lr": 0.05}], seeds=(0,)), data, network=CNN,
-                                batching=batching, progress=False)
+    both = module_engine.train(
+        group(train=train, per_run=[{"lr": 0.05}, {"lr": 1e200}], seeds=(0,)),
+        data,
+        network=CNN,
+        batching=batching,
+        progress=False,
+    )
+    alone = module_engine.train(
+        group(train=train, per_run=[{"lr": 0.05}], seeds=(0,)), data, network=CNN, batching=batching, progress=False
+    )
     status = both.runs.set_index("run_id")
     bad = both.runs.run_id[1]
     assert list(both.runs["diverged"]) == [False, True]
@@ -301,10 +328,25 @@ def test_a_diverging_run_is_frozen_and_the_others_go_on(batching):
 def test_metric_names_are_the_engines():
     g = group(train={"optimizer": "sgd", "lr": 0.1, "epochs": 1})
     result = module_engine.train(g, images(), network=CNN, progress=False)
-    mlp = engine.train(engine.make_group((0,), task={"n_classes": K, "input_dim": 64}, train={"epochs": 1}),
-                       Dataset("classification", K, *(a.reshape(len(a), -1) if a.ndim == 4 else a for a in (
-                           images().x_train, images().y_train, images().x_val, images().y_val, images().x_test, images().y_test))),
-                       progress=False)
+    mlp = engine.train(
+        engine.make_group((0,), task={"n_classes": K, "input_dim": 64}, train={"epochs": 1}),
+        Dataset(
+            "classification",
+            K,
+            *(
+                a.reshape(len(a), -1) if a.ndim == 4 else a
+                for a in (
+                    images().x_train,
+                    images().y_train,
+                    images().x_val,
+                    images().y_val,
+                    images().x_test,
+                    images().y_test,
+                )
+            ),
+        ),
+        progress=False,
+    )
 
     def names(metrics):
         return {(s, m.rstrip("0123456789")) for s, m in zip(metrics["split"], metrics["metric"])}

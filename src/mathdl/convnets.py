@@ -193,8 +193,10 @@ def _resnet18(net: Network, shape: tuple[int, int, int], n_outputs: int, dropout
 
 def _module(net: Network, shape: tuple[int, int, int], n_outputs: int, dropout: float) -> nn.Module:
     if dropout:
-        raise ConfigError("train.dropout: a group's own module places its own dropout layers; set their rate in "
-                          "model.kwargs and train.dropout to 0")
+        raise ConfigError(
+            "train.dropout: a group's own module places its own dropout layers; set their rate in "
+            "model.kwargs and train.dropout to 0"
+        )
     return build_user_module(net.target, dict(net.kwargs))
 
 
@@ -231,14 +233,14 @@ def _check_outputs(module: nn.Module, target: str, shape: tuple[int, int, int], 
         with torch.no_grad():
             out = module(torch.zeros(2, *shape))
     except Exception as err:
-        raise ConfigError(f"model.module: {target} fails on a batch of images {(2, *shape)}: {_one_line(err)}") from None
+        raise ConfigError(
+            f"model.module: {target} fails on a batch of images {(2, *shape)}: {_one_line(err)}"
+        ) from None
     finally:
         module.train(was_training)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_outputs):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(
-            f"model.module: {target} maps images {(2, *shape)} to {got}; the task needs (2, {n_outputs})"
-        )
+        raise ConfigError(f"model.module: {target} maps images {(2, *shape)} to {got}; the task needs (2, {n_outputs})")
 
 
 # ----------------------------------------------------------------------------- costs
@@ -279,8 +281,9 @@ def forward_costs(module: nn.Module, shape: tuple[int, int, int]) -> Costs:
     module.eval()
     try:
         p = next(module.parameters(), None)
-        x = torch.zeros(1, *shape, dtype=p.dtype if p is not None else torch.float32,
-                        device=p.device if p is not None else "cpu")
+        x = torch.zeros(
+            1, *shape, dtype=p.dtype if p is not None else torch.float32, device=p.device if p is not None else "cpu"
+        )
         with torch.no_grad():
             module(x)
     finally:

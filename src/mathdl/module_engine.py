@@ -39,7 +39,7 @@ import copy
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -105,7 +105,7 @@ def train(
     *,
     network: convnets.Network | None = None,
     input_shape: tuple[int, int, int] | None = None,
-    augmentation: Augmentation = Augmentation(),
+    augmentation: Augmentation | None = None,
     batching: str = "auto",
     progress: bool | None = None,
     memory_budget_mb: float | None = None,
@@ -124,13 +124,15 @@ def train(
     if batching not in BATCHING:
         raise ValueError(f"unknown batching {batching!r}; valid: {', '.join(BATCHING)}")
     network = network or network_of(group)
+    augmentation = augmentation or Augmentation()
     engine._check(group, data)
     shape = image_shape(data, input_shape)
     if augmentation.crop_padding < 0:
         raise ValueError(f"augmentation crop_padding must be >= 0, not {augmentation.crop_padding}")
 
     cfg = group.train
-    probe = convnets.build(network, shape, data.n_outputs)
+    with torch.random.fork_rng(devices=[]):  # the caller's generator stays as it was
+        probe = convnets.build(network, shape, data.n_outputs)
     costs = convnets.forward_costs(probe, shape)
     budget = (memory_budget_mb or engine.default_memory_budget_mb(dev)) * 2**20
     batch = engine._batch_size(cfg, data.x_train.shape[0])
@@ -147,9 +149,7 @@ def train(
     metrics = engine._in_canonical_order(pd.concat([p[1][0] for p in parts], ignore_index=True), group.runs)
     status = pd.concat([p[1][1] for p in parts], ignore_index=True)
     theta = torch.cat([p[1][2][0] for p in parts])
-    buffers = {
-        name: torch.cat([p[1][2][1 + j] for p in parts]) for j, name in enumerate(parts[0][0].buffer_names)
-    }
+    buffers = {name: torch.cat([p[1][2][1 + j] for p in parts]) for j, name in enumerate(parts[0][0].buffer_names)}
     layout = parts[0][0].layout
     return ModuleTrainResult(
         metrics,
@@ -194,8 +194,10 @@ def choose_batching(batching: str, dev: torch.device, shape: tuple[int, int, int
         raise ValueError(f"unknown batching {batching!r}; valid: {', '.join(BATCHING)}")
     if draws_from_global_generator(module):
         if batching == "vmap":
-            raise ValueError("batching vmap: the module's torch random layers (nn.Dropout, ...) draw from the "
-                             "global generator, which vmap cannot split per run; use convnets.Dropout or loop")
+            raise ValueError(
+                "batching vmap: the module's torch random layers (nn.Dropout, ...) draw from the "
+                "global generator, which vmap cannot split per run; use convnets.Dropout or loop"
+            )
         return "loop"
     if batching != "auto":
         return batching
@@ -322,7 +324,12 @@ class _StepDraws:
 
     def __init__(self, generators, aug: Augmentation, rates: list[list[float]], shapes, dtype, dev):
         self.generators, self.aug, self.rates, self.shapes, self.dtype, self.dev = (
-            generators, aug, rates, shapes, dtype, dev
+            generators,
+            aug,
+            rates,
+            shapes,
+            dtype,
+            dev,
         )
         self.masked = any(p > 0 for run in rates for p in run)
 
@@ -339,7 +346,9 @@ class _StepDraws:
                     if p == 0:
                         masks[j].append(torch.ones(batch, *shape, dtype=self.dtype))
                     else:
-                        masks[j].append(torch.empty(batch, *shape, dtype=self.dtype).bernoulli_(1 - p, generator=g).div_(1 - p))
+                        masks[j].append(
+                            torch.empty(batch, *shape, dtype=self.dtype).bernoulli_(1 - p, generator=g).div_(1 - p)
+                        )
         if self.aug.active:
             xb = augment(
                 xb,
@@ -406,11 +415,22 @@ class _ModuleEnsemble(engine._Ensemble):
         }
         self.opt = _Optimizer(optim.make_optimizer(cfg.optimizer, [theta], hyper), buffers)
         # The loop path steps each run's own module, its tensors views of theta and the buffers.
-        self.nets = [_share_storage(net.to(dev), self.layout, theta[i], self.buffer_names, [b[i] for b in buffers])
-                     for i, net in enumerate(nets)] if self.batching == "loop" else []
+        self.nets = (
+            [
+                _share_storage(net.to(dev), self.layout, theta[i], self.buffer_names, [b[i] for b in buffers])
+                for i, net in enumerate(nets)
+            ]
+            if self.batching == "loop"
+            else []
+        )
+        self.net_parts = [
+            (list(net.parameters()), [d for d in net.modules() if isinstance(d, convnets.Dropout)]) for net in self.nets
+        ]
         self.grads = torch.zeros_like(theta)
         self.draws = _StepDraws(self.generators, aug, rates, costs.dropout_shapes, self.dtype, dev)
-        self.streams = _GlobalStreams(self.generators, self.runs, dev) if draws_from_global_generator(self.base) else None
+        self.streams = (
+            _GlobalStreams(self.generators, self.runs, dev) if draws_from_global_generator(self.base) else None
+        )
         # engine._Ensemble.fit prefetches minibatch orders on a GPU only when nothing else draws
         # from the generators during an epoch; it reads that from ``self.dropout``.
         self.dropout = self.draws if (aug.active or self.draws.masked or self.streams) else None
@@ -517,18 +537,22 @@ class _ModuleEnsemble(engine._Ensemble):
         and losses (M,). Batch norm updates the running statistics in place (views of the
         stacked buffers)."""
         losses_ = []
-        for m, net in enumerate(self.nets):
-            dropouts = [d for d in net.modules() if isinstance(d, convnets.Dropout)]
-            with self._masks(dropouts, [mask[m] for mask in masks]), (
-                self.streams.run(m) if self.streams else contextlib.nullcontext()
+        for m, (net, (params, dropouts)) in enumerate(zip(self.nets, self.net_parts)):
+            with (
+                self._masks(dropouts, [mask[m] for mask in masks]),
+                self.streams.run(m) if self.streams else contextlib.nullcontext(),
             ):
                 loss = self._loss(net(xb[m]), yb[m])
-            params = list(net.parameters())
             for p in params:
                 p.grad = None
             loss.backward()
-            torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), dtype=p.dtype,
-                       device=p.device) for p in params], out=self.grads[m])
+            torch.cat(
+                [
+                    p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+                    for p in params
+                ],
+                out=self.grads[m],
+            )
             losses_.append(loss.detach())
         return self.grads, torch.stack(losses_)
 
