@@ -419,3 +419,23 @@ def test_config_errors_of_the_builtin_networks():
         convnets.build(convnets.Network("cnn", 2), (1, 2, 2), K)
     with pytest.raises(ConfigError, match=r"^train.dropout: "):
         convnets.build(USER, SHAPE, K, dropout=0.5)
+
+
+# ----------------------------------------------------------------------------- on a GPU
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("batching", ["vmap", "loop"])
+def test_cuda_gives_the_cpu_tables(batching):
+    # Dropout masks and augmentation are drawn from the runs' CPU generators either way.
+    g = group(train={"optimizer": "momentum", "lr": 0.05}, per_run=[{}, {"dropout": 0.3}])
+    aug, data = Augmentation(crop_padding=1, flip=True), images()
+    cpu, gpu = (
+        module_engine.train(g, data, device=d, network=CNN, augmentation=aug, batching=batching, progress=False)
+        for d in ("cpu", "cuda")
+    )
+    assert gpu.device.startswith("cuda") and gpu.batching == batching
+    pd.testing.assert_frame_equal(cpu.metrics, gpu.metrics, check_exact=False, rtol=1e-7, atol=1e-9)
+    for name in cpu.buffers:
+        torch.testing.assert_close(cpu.buffers[name], gpu.buffers[name], rtol=1e-7, atol=1e-9)

@@ -296,7 +296,7 @@ class _GlobalStreams:
         self.generators, self.dev = generators, dev
         self.cuda_states = []
         if dev.type == "cuda":
-            with torch.random.fork_rng(devices=[dev]):
+            with torch.random.fork_rng(devices=[dev.index if dev.index is not None else torch.cuda.current_device()]):
                 for r in runs:
                     torch.cuda.manual_seed(r.seed)
                     self.cuda_states.append(torch.cuda.get_rng_state(dev))
