@@ -43,7 +43,7 @@ def test_real_data_sets_are_sized_by_their_own_input_size_and_classes(name):
 def test_larger_inputs_need_more_memory_and_time():
     sized = {name: make_group(range(8), task={"name": name, "n_train": 1000}, model={"width": 512})
              for name in SHAPES}
-    mem = [resources.mem_mb(sized[n]) for n in ("digits", "mnist", "cifar10")]
+    mem = [resources.mem_mb(sized[n], "cpu") for n in ("digits", "mnist", "cifar10")]
     time = [resources.runtime_minutes(sized[n]) for n in ("digits", "mnist", "cifar10")]
     assert mem[0] < mem[1] < mem[2] and time[0] < time[1] < time[2]
 
@@ -55,7 +55,7 @@ def test_estimates_grow_with_work_and_runs(tiny_config):
     assert resources.mem_mb(small) >= resources.MEM_MB_BASE
     few = make_group(range(2), task={"name": "mnist"}, model={"width": 2048})
     many = make_group(range(64), task={"name": "mnist"}, model={"width": 2048})
-    assert resources.mem_mb(many) > resources.mem_mb(few)
+    assert resources.mem_mb(many, "cpu") > resources.mem_mb(few, "cpu")
 
 
 def test_the_engine_chunks_bound_the_memory_of_a_huge_group():
@@ -63,7 +63,8 @@ def test_the_engine_chunks_bound_the_memory_of_a_huge_group():
     group = make_group(range(100_000), task={"name": "mnist"}, model={"width": 2048})
     (nets,) = resources.networks(group)
     assert nets.n_models * nets.bytes_per_model() > 100 * resources.ENGINE_BUDGET_BYTES
-    assert resources.mem_mb(group) <= resources.MEM_MB_BASE + 1 + (resources.ENGINE_BUDGET_BYTES + nets.data_bytes()) / 2**20
+    assert resources.mem_mb(group, "cpu") <= resources.MEM_MB_BASE + 1 + (
+        resources.ENGINE_BUDGET_BYTES + nets.data_bytes()) / 2**20
 
 
 def _study_group(study: str, seeds, task=None, params=None, train=None, sweep=None):
@@ -85,9 +86,11 @@ def test_double_descent_counts_every_width_it_trains_in_one_job():
     # widths whose parameter counts are nearest 0.5, 1 and 8 times n K = 1,000
     assert [round(b.parameters / 1000, 1) for b in batches] == pytest.approx([0.5, 1.0, 8.0], abs=0.1)
     widest = max(batches, key=lambda b: b.model.width)
-    assert resources.mem_mb(group) == resources.MEM_MB_BASE + math.ceil((widest.train_bytes() + widest.data_bytes()) / 2**20)
+    assert resources.mem_mb(group, "cpu") == resources.MEM_MB_BASE + math.ceil(
+        (widest.train_bytes() + widest.data_bytes()) / 2**20)
     flops = sum(b.flops() for b in batches)  # the widths train one after another: their times add up
-    assert resources.runtime_minutes(group) == resources.RUNTIME_MIN_BASE + math.ceil(2 * flops / resources.CPU_FLOPS / 60)
+    assert resources.runtime_minutes(group, "cpu") == resources.RUNTIME_MIN_BASE + math.ceil(
+        2 * flops / resources.CPU_FLOPS / 60)
     assert flops > widest.flops()
 
 
@@ -106,7 +109,8 @@ def test_regularization_counts_widths_times_penalties():
 def test_a_study_without_networks_asks_for_the_base_and_no_gpu():
     (group, *_) = _study_group("curse", [0, 1], params={"n_train": 200, "n_test": 50})
     assert resources.networks(group) == []
-    assert resources.mem_mb(group) == resources.MEM_MB_BASE
+    assert resources.mem_mb(group, "cpu") == resources.MEM_MB_BASE
+    assert resources.mem_mb(group, "cuda") == resources.MEM_MB_BASE + resources.CUDA_HOST_MB
     assert resources.runtime_minutes(group) == resources.RUNTIME_MIN_BASE
     assert resources.gpus("cuda", True, group) == 0
 
@@ -128,6 +132,12 @@ def test_a_gpu_job_holds_the_networks_on_the_device():
     assert resources.mem_mb(group, "auto", gpus_for_auto=True) == on_gpu
     assert resources.mem_mb(group, "auto", gpus_for_auto=False) == resources.mem_mb(group, "cpu")
     assert resources.runtime_minutes(group, "cuda") < resources.runtime_minutes(group, "cpu")
+    # The device not said (a rule that does not pass it): the larger memory, the CPU's time.
+    tiny = make_group(range(2), task={"name": "digits"}, model={"width": 8})
+    for g in (group, tiny):
+        assert resources.mem_mb(g) == max(resources.mem_mb(g, "cpu"), resources.mem_mb(g, "cuda"))
+        assert resources.runtime_minutes(g) == resources.runtime_minutes(g, "cpu")
+    assert resources.mem_mb(tiny) > resources.mem_mb(tiny, "cpu")  # CUDA's host memory beats a tiny group
 
 
 def test_parameter_count_agrees_with_the_models(tiny_config):
@@ -161,5 +171,5 @@ def test_the_estimate_is_within_twice_the_measured_peak_of_a_real_job(tmp_path):
     out = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "spec.json"), str(tmp_path / "data.npz"),
                           str(tmp_path)], capture_output=True, text=True, check=True).stdout
     peak_mb = int(out.split("PEAK_KB")[1].split()[0]) / 1024
-    estimate = resources.mem_mb(group)
+    estimate = resources.mem_mb(group, "cpu")
     assert peak_mb <= estimate <= 2 * peak_mb, (estimate, peak_mb)

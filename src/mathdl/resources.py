@@ -168,9 +168,12 @@ def uses_gpu(device: str, gpus_for_auto: bool) -> bool:
     return device == "cuda" or (device == "auto" and gpus_for_auto)
 
 
-def mem_mb(group: GroupSpec, device: str = "cpu", gpus_for_auto: bool = False) -> int:
+def mem_mb(group: GroupSpec, device: str | None = None, gpus_for_auto: bool = False) -> int:
     """Host memory (MB) of the group's training job: the base, the data and the largest batch of
-    networks (on a GPU: the CUDA libraries and the trained parameters copied back instead)."""
+    networks (on a GPU: the CUDA libraries and the trained parameters copied back instead).
+    Without a device, the larger of the two (the job may run either way)."""
+    if device is None:
+        return max(mem_mb(group, "cpu"), mem_mb(group, "cuda"))
     batches = networks(group)
     data = max([n.data_bytes() for n in batches], default=0)
     if uses_gpu(device, gpus_for_auto):
@@ -180,9 +183,10 @@ def mem_mb(group: GroupSpec, device: str = "cpu", gpus_for_auto: bool = False) -
     return MEM_MB_BASE + math.ceil((data + work) / 2**20)
 
 
-def runtime_minutes(group: GroupSpec, device: str = "cpu", gpus_for_auto: bool = False) -> int:
-    """Run time (minutes) of the group's training job: twice the FLOPs of every batch at a slow rate."""
-    rate = GPU_FLOPS if uses_gpu(device, gpus_for_auto) else CPU_FLOPS
+def runtime_minutes(group: GroupSpec, device: str | None = None, gpus_for_auto: bool = False) -> int:
+    """Run time (minutes) of the group's training job: twice the FLOPs of every batch at a slow rate
+    (a CPU's without a device)."""
+    rate = GPU_FLOPS if device is not None and uses_gpu(device, gpus_for_auto) else CPU_FLOPS
     flops = sum(n.flops() for n in networks(group))
     return RUNTIME_MIN_BASE + math.ceil(2 * flops / rate / 60)
 
