@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from mathdl.report import escape, figure_tex, fmt, metadata_tex, slug
+from mathdl.report import LONG_TABLE_ROWS, booktabs_table, escape, figure_tex, fmt, metadata_tex, slug
 
 
 def test_escape_every_special_character():
@@ -48,3 +48,22 @@ def test_escaped_metadata_compiles(tmp_path):
     proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk")
+@pytest.mark.parametrize("n_rows", [3, 4 * LONG_TABLE_ROWS])
+def test_tables_short_and_long_compile_with_every_row(tmp_path, n_rows):
+    """A short table is a float; a long one breaks across pages, and no row is lost either way."""
+    rows = [[f"row{i}", f"{i / 7:.3f}"] for i in range(n_rows)]
+    tex = booktabs_table(["point", "test error"], rows, "Errors.", "tab:e")
+    assert ("longtable" in tex) == (n_rows > LONG_TABLE_ROWS)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs,longtable}\\begin{document}\n" + tex + "\n\\end{document}\n"
+    )
+    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    text = subprocess.run(["pdftotext", "-layout", "doc.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert all(f"row{i} " in text for i in range(n_rows))
+    pages = text.count("\f")
+    assert (pages > 1) == (n_rows > LONG_TABLE_ROWS)

@@ -180,10 +180,38 @@ def metadata_tex(title: str, authors: Sequence[str], course: str, date: str, sur
     ) + "\n"
 
 
+LONG_TABLE_ROWS = 30  # a float with more rows would run off its page: a longtable breaks across pages
+
+
 def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str, label: str) -> str:
-    """A booktabs table; cells are LaTeX already."""
+    """A booktabs table; cells are LaTeX already.
+
+    Up to LONG_TABLE_ROWS rows it is a float; longer tables are a ``longtable`` that breaks across
+    pages and repeats its header (a sweep of a few keys easily has 50 points).
+    """
     cols = "l" + "r" * (len(header) - 1)
+    head = "    " + " & ".join(header) + r" \\"
     body = "\n".join("    " + " & ".join(r) + r" \\" for r in rows)
+    if len(rows) > LONG_TABLE_ROWS:
+        return "\n".join(
+            [
+                rf"\begin{{longtable}}{{{cols}}}",
+                rf"  \caption{{{caption}}}\label{{{label}}} \\",
+                r"    \toprule",
+                head,
+                r"    \midrule",
+                r"  \endfirsthead",
+                rf"  \multicolumn{{{len(header)}}}{{l}}{{\small\tablename~\thetable{{}} (continued)}} \\",
+                r"    \toprule",
+                head,
+                r"    \midrule",
+                r"  \endhead",
+                r"    \bottomrule",
+                r"  \endlastfoot",
+                body,
+                r"\end{longtable}",
+            ]
+        )
     return "\n".join(
         [
             r"\begin{table}[htbp]",
@@ -192,7 +220,7 @@ def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption
             rf"  \label{{{label}}}",
             rf"  \begin{{tabular}}{{{cols}}}",
             r"    \toprule",
-            "    " + " & ".join(header) + r" \\",
+            head,
             r"    \midrule",
             body,
             r"    \bottomrule",
