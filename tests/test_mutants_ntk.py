@@ -109,3 +109,43 @@ def test_linearized_gd_at_infinity_is_the_pseudo_inverse_on_a_singular_kernel():
     torch.testing.assert_close(test, f0[1:3] - kernel[1:3] @ coef, rtol=1e-10, atol=1e-12)
     range_ = q[:, :2]
     torch.testing.assert_close(range_.T @ train, range_.T @ y, rtol=1e-10, atol=1e-12)
+
+
+def test_linearized_gd_at_infinity_drops_directions_below_the_cutoff_relative_to_the_largest():
+    # lambda_max = 10 and an eigenvalue of 1e-13 lambda_max: below the cutoff 1e-12 lambda_max, so
+    # kernel regression leaves that direction alone (coefficient 0) instead of dividing by 1e-12.
+    q, kernel = _kernel_with_eigenvalues([10.0, 2.0, 1e-12], seed=3)
+    y = torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64)
+    f0 = torch.zeros(3, dtype=torch.float64)
+    train, _ = ntk.linearized_gd(kernel, kernel[:1], f0, f0[:1], y, lr=0.1, steps=math.inf)
+    range_ = q[:, :2]
+    torch.testing.assert_close(train, range_ @ (range_.T @ y), rtol=1e-9, atol=1e-9)
+
+
+def test_linearized_gd_on_a_zero_kernel_leaves_the_outputs_at_f0():
+    # A zero kernel (no parameter moves the outputs): every eigenvalue is at the cutoff, nothing moves.
+    f0 = torch.tensor([0.5, -0.2], dtype=torch.float64)
+    y = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    zero = torch.zeros(2, 2, dtype=torch.float64)
+    for steps in (10.0, math.inf):
+        train, test = ntk.linearized_gd(zero, zero[:1], f0, f0[:1], y, lr=0.1, steps=steps)
+        torch.testing.assert_close(train, f0, rtol=0, atol=0)
+        torch.testing.assert_close(test, f0[:1], rtol=0, atol=0)
+
+
+def test_relu_closed_form_at_a_pre_activation_of_exactly_zero():
+    # NTK initialization has zero biases, so the input 0 puts every unit exactly at the kink, where
+    # torch's ReLU has derivative 0: the gate is 1[z > 0], not 1[z >= 0].
+    p = ntk.init_params(6, 3, seed=1)
+    x = torch.cat([torch.zeros(1, 3, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)])
+    closed = ntk.ntk_relu_closed_form(p, x, x)
+    torch.testing.assert_close(closed, ntk.ntk(p, x, x), rtol=1e-12, atol=1e-12)
+    assert float(closed[0, 0]) == 1.0  # only b_2's gradient is left at x = 0
+
+
+def test_gradient_descent_default_alpha_is_one():
+    p0, x, y = _problem()
+    default = ntk.gradient_descent(p0, x, y, lr=0.1, steps=2)
+    explicit = ntk.gradient_descent(p0, x, y, lr=0.1, steps=2, alpha=1.0)
+    assert default[1] == explicit[1]
+    assert all(torch.equal(a, b) for a, b in zip(default[0], explicit[0]))
