@@ -39,11 +39,18 @@ wildcard_constraints:
 
 def experiment_params(wildcards):
     """The experiment's resolved config; of its plot section only x, which the analysis uses, and
-    the channels (hue, style, col, row), which the figures' captions in the text name."""
+    the channels (hue, style, col, row), which the figures' captions in the text name.
+    """
     exp = dict(RESOLVED["experiments"][wildcards.experiment])
     plot = EXPERIMENTS[wildcards.experiment].plot
     # x resolved here (the first varied key by default): canonical() sorts the sweep's keys
-    exp["plot"] = {"x": plot.x, "hue": plot.hue, "style": plot.style, "col": plot.col, "row": plot.row}
+    exp["plot"] = {
+        "x": plot.x,
+        "hue": plot.hue,
+        "style": plot.style,
+        "col": plot.col,
+        "row": plot.row,
+    }
     return canonical(exp)
 
 
@@ -144,14 +151,16 @@ def _group(wildcards):
 
 
 def train_mem_mb(wildcards):
-    return resources.mem_mb(_group(wildcards))
+    return resources.mem_mb(_group(wildcards), PLAN.device, PLAN.gpus_for_auto)
 
 
 def train_runtime(wildcards):
-    return resources.runtime_minutes(_group(wildcards))
+    return resources.runtime_minutes(_group(wildcards), PLAN.device, PLAN.gpus_for_auto)
 
 
-TRAIN_GPUS = resources.gpus(PLAN.device, PLAN.gpus_for_auto)
+def train_gpus(wildcards):
+    """One GPU for a job that trains networks on cuda (or auto on a cluster); none for NumPy studies."""
+    return resources.gpus(PLAN.device, PLAN.gpus_for_auto, _group(wildcards))
 
 
 def all_results():

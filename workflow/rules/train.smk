@@ -15,7 +15,7 @@ rule train:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
-        gpu=TRAIN_GPUS,
+        gpu=train_gpus,
     params:
         spec=group_spec,
         device=PLAN.device,
