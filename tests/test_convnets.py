@@ -196,8 +196,9 @@ def test_cnn_full_batch_mse_matches_training_alone():
 # ----------------------------------------------------------------------------- batched and looped
 
 
-def test_batched_and_looped_paths_give_the_same_tables():
-    g = group(train={"optimizer": "adam", "lr": 0.01}, per_run=[{}, {"dropout": 0.3, "lr": 0.02}], seeds=(0, 1, 2))
+@pytest.mark.parametrize("optimizer", ["adam", "nesterov"])  # nesterov: metrics of theta, not the look-ahead point
+def test_batched_and_looped_paths_give_the_same_tables(optimizer):
+    g = group(train={"optimizer": optimizer, "lr": 0.01}, per_run=[{}, {"dropout": 0.3, "lr": 0.02}], seeds=(0, 1, 2))
     aug = Augmentation(crop_padding=1, flip=True)
     data = images()
     runs = {
@@ -273,19 +274,25 @@ def test_batch_norm_keeps_running_statistics_per_run_and_evaluates_with_them():
 # ----------------------------------------------------------------------------- early stopping, divergence
 
 
-def test_early_stopping_records_the_metrics_of_the_selected_epoch():
+@pytest.mark.parametrize("batching", ["vmap", "loop"])
+def test_early_stopping_records_the_metrics_of_the_selected_epoch(batching):
     epochs = 6
     train = {"optimizer": "adam", "lr": 0.05, "epochs": epochs}
     per_run = [{}, {"lr": 0.02}]
     data = images(n_val=24, seed=3)
     every = module_engine.train(
-        group(train={**train, "eval_points": 100}, per_run=per_run), data, network=CNN, progress=False
+        group(train={**train, "eval_points": 100}, per_run=per_run),
+        data,
+        network=CNN,
+        batching=batching,
+        progress=False,
     )
     ref = every.metrics.set_index(["run_id", "epoch", "split", "metric"])["value"]
     stopped = module_engine.train(
         group(train={**train, "eval_points": 2, "early_stopping": True}, per_run=per_run),
         data,
         network=CNN,
+        batching=batching,
         progress=False,
     )
     rows = stopped.metrics.set_index(["run_id", "epoch", "split", "metric"])["value"]
@@ -439,3 +446,13 @@ def test_cuda_gives_the_cpu_tables(batching):
     pd.testing.assert_frame_equal(cpu.metrics, gpu.metrics, check_exact=False, rtol=1e-7, atol=1e-9)
     for name in cpu.buffers:
         torch.testing.assert_close(cpu.buffers[name], gpu.buffers[name], rtol=1e-7, atol=1e-9)
+
+
+def test_network_of_reads_the_model_config_keys():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(arch="module", width=3, module="test_convnets:SmallNet", kwargs={"p": 0.1, "channels": 2})
+    net = module_engine.network_of(SimpleNamespace(model=model))
+    assert net == convnets.Network("module", 3, "test_convnets:SmallNet", (("channels", 2), ("p", 0.1)))
+    with pytest.raises(ValueError, match="no 'arch' key"):
+        module_engine.network_of(group())

@@ -492,9 +492,12 @@ class _ModuleEnsemble(engine._Ensemble):
         outs = []
         for m in range(self.m):
             pick = [tuple(a[m] for a in arg) if isinstance(arg, tuple) else arg[m] for arg in args]
-            with self.streams.run(m) if self.streams else contextlib.nullcontext():
-                outs.append(fn(*pick, *shared))
+            outs.append(fn(*pick, *shared))
         return torch.utils._pytree.tree_map(lambda *ts: torch.stack(ts), *outs)
+
+    def _is_live(self, theta: torch.Tensor, buffers: Sequence[torch.Tensor]) -> bool:
+        """Whether these are the tensors the loop path's modules hold (not a snapshot)."""
+        return theta is self.opt.inner.params[0] and all(b is s for b, s in zip(buffers, self.opt.buffers))
 
     # ------------------------------------------------------------------------- training
 
@@ -567,11 +570,18 @@ class _ModuleEnsemble(engine._Ensemble):
         total = {"loss": torch.zeros(self.m, dtype=self.dtype, device=self.dev)}
         if self.classification:
             total["error"] = torch.zeros_like(total["loss"])
-        self.base.eval()
+        # The loop path's own modules when they hold these parameters (skips functional_call's
+        # per-call cost); functional_call on the shared structure otherwise.
+        own = self.batching == "loop" and self._is_live(theta, buffers)
+        for module in (self.base, *self.nets):
+            module.eval()
         try:
             for start in range(0, n, self.eval_chunk):
                 xc, yc = x[start : start + self.eval_chunk], y[start : start + self.eval_chunk]
-                out = self._per_run(self._outputs, (theta, buffers), (xc,)).transpose(1, 2)  # (M, K, c)
+                if own:
+                    out = torch.stack([net(xc) for net in self.nets]).transpose(1, 2)  # (M, K, c)
+                else:
+                    out = self._per_run(self._outputs, (theta, buffers), (xc,)).transpose(1, 2)
                 yc = (
                     yc.unsqueeze(0).expand(self.m, *yc.shape)
                     if yc.dim() == 1
@@ -582,7 +592,8 @@ class _ModuleEnsemble(engine._Ensemble):
                 if self.classification:
                     total["error"] += weight * losses.error_rate(out, yc)
         finally:
-            self.base.train()
+            for module in (self.base, *self.nets):
+                module.train()
         if not self.classification:
             total["error"] = total["loss"]
         return total
