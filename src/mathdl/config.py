@@ -405,9 +405,10 @@ def _part_varying(exp: dict, key: str) -> str | None:
 
 
 def _base_value(exp: dict, key: str):
-    """The experiment's own value of a section.key (what a case that leaves the key out gets)."""
+    """The experiment's own value of a section.key (what a case that leaves the key out gets; a
+    study parameter without a default has none)."""
     section, sub = key.split(".", 1)
-    return exp[section][sub]
+    return exp[section].get(sub)
 
 
 def _point_text(point: Mapping) -> str:
