@@ -549,7 +549,7 @@ parse_start_options() {
     for a in "$@"; do
         case $a in
             --fake-gpu) FAKE_GPU=1 ;;
-            *) usage >&2; die "unknown option of start: $a" ;;
+            *) die "unknown option of start: $a (see $PROG --help)" ;;
         esac
     done
     [[ $FAKE_GPU == 0 || $FAKE_GPU == 1 ]] || die "LOCAL_SLURM_FAKE_GPU must be 0 or 1, not '$FAKE_GPU'"
@@ -558,8 +558,7 @@ parse_start_options() {
 COMMAND=${1:-}
 (($#)) && shift
 if [[ $COMMAND != start ]] && (($#)); then
-    usage >&2
-    die "$COMMAND takes no options: $*"
+    die "$COMMAND takes no options: $* (see $PROG --help)"
 fi
 
 case $COMMAND in
