@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mathdl.threads import configure_openmp
+
+    configure_openmp()  # before torch loads, here and in the jobs it starts (mathdl.threads)
     args = build_parser().parse_args(argv)
     if getattr(args, "snakemake_args", None) and args.snakemake_args[0] == "--":
         args.snakemake_args = args.snakemake_args[1:]

@@ -51,22 +51,15 @@ def make_data(task: Mapping, out: str | Path) -> None:
 def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_runs: str | Path,
                 out_provenance: str | Path, device: str = "auto", threads: int = 1) -> None:
     """Train one group (or compute it, for a study with its own ``compute``); write tables and provenance."""
-    import torch
-
     from mathdl import engine
-    from mathdl.tasks import Dataset
-
-    from threadpoolctl import threadpool_limits
-
     from mathdl.orphans import exit_with_ancestor
+    from mathdl.tasks import Dataset
+    from mathdl.threads import use_threads
 
     exit_with_ancestor("snakemake")  # no orphan trains on after a hard kill of Snakemake
-    torch.set_num_threads(threads)
     group = GroupSpec.from_dict(spec)
     compute = get_study(group.study).compute or engine.train
-    # NumPy's BLAS (closed-form studies) would otherwise start a thread per core whatever the
-    # job's share: on a busy 2-core machine that made SVDs ten times slower.
-    with threadpool_limits(limits=threads):
+    with use_threads(threads):  # torch's and NumPy's BLAS threads: the job's cores, no more
         result = compute(group, Dataset.load(data), device=device)
     runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
     runs["device"] = result.device

@@ -1,6 +1,10 @@
 """Snakemake script of rule train: train one group as a batched ensemble (mathdl.pipeline.train_group)."""
-from mathdl.io import log_to
-from mathdl.pipeline import train_group
+from mathdl.threads import configure_openmp
+
+configure_openmp()  # before torch loads: idle OpenMP threads soon give their core back (mathdl.threads)
+
+from mathdl.io import log_to  # noqa: E402
+from mathdl.pipeline import train_group  # noqa: E402
 
 with log_to(snakemake.log[0]):
     train_group(
