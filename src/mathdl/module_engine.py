@@ -19,13 +19,16 @@ How the M runs of a group are held and stepped:
   ``named_parameters`` order. The optimizers of ``mathdl.optim`` step it with per-run
   hyperparameters of shape (M, 1). Buffers (batch norm's running statistics) are stacked per
   run, (M, ...).
-- A step is a pure function of one run, f(theta_m, buffers_m, x_m, y_m, masks_m) -> (loss,
-  new buffers), differentiated with ``torch.func.grad_and_value`` and evaluated over the runs
-  with ``torch.func.vmap`` (the "vmap" path) or a Python loop (the "loop" path). Batch norm
-  updates its running statistics on the run's own copy, which the step returns; runs that are
-  frozen keep theirs. Both paths compute the same function; they differ only in how PyTorch
-  batches the arithmetic (float64 results agree to ~1e-12). ``choose_batching`` picks the
-  path from measurements (see ``CPU_VMAP_MAX_PIXELS``).
+- The "vmap" path: a step is a pure function of one run, f(theta_m, buffers_m, x_m, y_m,
+  masks_m) -> (loss, new buffers) (``functional_call`` on one shared module structure),
+  differentiated with ``torch.func.grad_and_value`` and mapped over the runs with
+  ``torch.func.vmap``; batch norm updates the running statistics of the run's own copy, which
+  the step returns. The "loop" path: each run's own module, whose parameters and buffers are
+  views of theta and the stacked buffers, steps in turn with plain autograd (as fast as a
+  hand-written per-model loop). Either way, runs that are frozen keep their parameters,
+  optimizer state and running statistics. The two paths compute the same function and differ
+  only in how PyTorch orders the arithmetic (float64 results agree to about 1e-10);
+  ``choose_batching`` picks one from measurements (see ``CPU_VMAP_MAX_PIXELS``).
 - Metrics are those of ``mathdl.engine``: loss and error per split in eval mode (running
   statistics), ``weight_norm`` and ``rel_dist_init``, and per layer l (each module that owns
   parameters, in ``named_parameters`` order: a convolution, a batch norm's scale and shift, the
