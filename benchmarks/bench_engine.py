@@ -73,6 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default, one per core)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--peak-n", type=int, default=0, help="size of the peak's square matmuls (0: 4096 CPU, 8192 GPU)")
     p.add_argument("--quick", action="store_true", help="few epochs and networks: a smoke test")
     args = p.parse_args(argv)
     if args.quick:
@@ -233,8 +234,8 @@ def train_flops_per_model_step(args, width: int, data) -> float:
     return 2 * args.batch * (3 * weights - layers[0][0] * layers[0][1])
 
 
-def matmul_peak_gflops(dev: torch.device) -> float:
-    n = 4096 if dev.type == "cpu" else 8192
+def matmul_peak_gflops(dev: torch.device, n: int = 0) -> float:
+    n = n or (4096 if dev.type == "cpu" else 8192)
     a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
     best = float("inf")
     for _ in range(4):
@@ -262,7 +263,7 @@ def main(argv=None) -> None:
     dev = engine.resolve_device(args.device)
     data = make_dataset(engine.make_group(task=task_config(args)).task)
     steps_per_epoch = -(-args.n_train // args.batch)
-    peak = matmul_peak_gflops(dev)
+    peak = matmul_peak_gflops(dev, args.peak_n)
     print(
         f"device: {device_name(dev)}; torch {torch.__version__}; depth {args.depth}, batch {args.batch}, "
         f"{args.epochs} epochs of {steps_per_epoch} steps, loop timed on {args.loop_models} networks; "
