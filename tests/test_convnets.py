@@ -217,17 +217,24 @@ def test_batched_and_looped_paths_give_the_same_tables(optimizer):
 def test_batching_rule():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     cnn = convnets.build(CNN, SHAPE, K)
-    assert module_engine.choose_batching("auto", cpu, (1, 8, 8), 8, cnn) == "vmap"
-    assert module_engine.choose_batching("auto", cpu, (3, 32, 32), 8, cnn) == "loop"
-    assert module_engine.choose_batching("auto", cpu, (1, 8, 8), 1, cnn) == "loop"
-    assert module_engine.choose_batching("auto", cuda, (3, 32, 32), 8, cnn) == "vmap"
-    assert module_engine.choose_batching("loop", cuda, (3, 32, 32), 8, cnn) == "loop"
+
+    def macs(k, shape):
+        return convnets.forward_costs(convnets.build(convnets.Network("cnn", k), shape, 10), shape).macs
+
+    small, large = macs(4, (1, 8, 8)), macs(2, (3, 32, 32))
+    assert small <= module_engine.CPU_VMAP_MAX_MACS < large
+    assert module_engine.choose_batching("auto", cpu, small, 8, cnn) == "vmap"
+    assert module_engine.choose_batching("auto", cpu, large, 8, cnn) == "loop"
+    assert module_engine.choose_batching("auto", cpu, small, 1, cnn) == "loop"
+    assert module_engine.choose_batching("auto", cuda, large, 8, cnn) == "vmap"
+    assert module_engine.choose_batching("loop", cuda, large, 8, cnn) == "loop"
+    assert module_engine.choose_batching("vmap", cpu, large, 8, cnn) == "vmap"
     own = SmallNet()
-    assert module_engine.choose_batching("auto", cuda, (1, 8, 8), 8, own) == "loop"
+    assert module_engine.choose_batching("auto", cuda, small, 8, own) == "loop"
     with pytest.raises(ValueError, match="global generator"):
-        module_engine.choose_batching("vmap", cpu, (1, 8, 8), 8, own)
+        module_engine.choose_batching("vmap", cpu, small, 8, own)
     with pytest.raises(ValueError, match="valid: auto, vmap, loop"):
-        module_engine.choose_batching("grouped", cpu, (1, 8, 8), 8, cnn)
+        module_engine.choose_batching("grouped", cpu, small, 8, cnn)
 
 
 def test_chunks_give_the_tables_of_one_ensemble():

@@ -28,7 +28,7 @@ How the M runs of a group are held and stepped:
   hand-written per-model loop). Either way, runs that are frozen keep their parameters,
   optimizer state and running statistics. The two paths compute the same function and differ
   only in how PyTorch orders the arithmetic (float64 results agree to about 1e-10);
-  ``choose_batching`` picks one from measurements (see ``CPU_VMAP_MAX_PIXELS``).
+  ``choose_batching`` picks one from measurements (see ``CPU_VMAP_MAX_MACS``).
 - Metrics are those of ``mathdl.engine``: loss and error per split in eval mode (running
   statistics), ``weight_norm`` and ``rel_dist_init``, and per layer l (each module that owns
   parameters, in ``named_parameters`` order: a convolution, a batch norm's scale and shift, the
@@ -57,11 +57,14 @@ from mathdl.tasks import SPLITS, Dataset
 
 BATCHING = ("auto", "vmap", "loop")
 
-# On the 2-core CI CPU, vmap over small CNNs (k = 16) ran at 1.0-1.2x a per-model loop on
-# 8x8 images and at 0.3-0.4x on 28x28 and 32x32 ones (vmap turns a batch of convolutions
-# into one grouped convolution, which oneDNN runs slowly on a CPU). So on a CPU the engine
-# batches only images of at most this many pixels; on a GPU it always batches.
-CPU_VMAP_MAX_PIXELS = 64
+# On the 2-core CI CPU (one thread, CPU time per epoch, 8 CNNs, batch 64), vmap ran at 1.3x
+# the loop path for k = 2 and 4 on 8x8 images (15k and 58k multiply-adds per image) and 1.2x
+# for k = 1 on 32x32 (83k); at 1.03x for k = 8 on 8x8 (226k), 0.92x for k = 2 on 32x32
+# (277k) and 0.90x for k = 16 on 8x8 (895k); an earlier spike measured 0.3-0.4x for k = 16
+# on 28x28 and 32x32. (vmap turns the runs' convolutions into one grouped convolution, which
+# oneDNN runs slowly on a CPU.) So on a CPU the engine batches networks of at most this many
+# multiply-adds per image; on a GPU it always batches.
+CPU_VMAP_MAX_MACS = 150_000
 
 # Torch's own layers that draw from its global generator inside a forward pass.
 _GLOBAL_RANDOM_LAYERS = (nn.modules.dropout._DropoutNd, nn.RReLU)
@@ -189,10 +192,11 @@ def bytes_per_run(costs: convnets.Costs, shape: tuple[int, ...], cfg: TrainConfi
     return elem * (copies * costs.parameters + batch * (3 * costs.activations + images))
 
 
-def choose_batching(batching: str, dev: torch.device, shape: tuple[int, int, int], m: int, module: nn.Module) -> str:
-    """vmap or loop: what was asked for, else vmap on a GPU and, on a CPU, for images of at
-    most ``CPU_VMAP_MAX_PIXELS`` pixels. A module with torch's own random layers, which draw
-    from the global generator, is looped (vmap cannot give each run its own stream)."""
+def choose_batching(batching: str, dev: torch.device, macs: int, m: int, module: nn.Module) -> str:
+    """vmap or loop: what was asked for, else vmap on a GPU and, on a CPU, for networks of at
+    most ``CPU_VMAP_MAX_MACS`` multiply-adds per image (``macs``). A module with torch's own
+    random layers, which draw from the global generator, is looped (vmap cannot give each run
+    its own stream); so is a single run."""
     if batching not in BATCHING:
         raise ValueError(f"unknown batching {batching!r}; valid: {', '.join(BATCHING)}")
     if draws_from_global_generator(module):
@@ -208,7 +212,7 @@ def choose_batching(batching: str, dev: torch.device, shape: tuple[int, int, int
         return "loop"
     if dev.type == "cuda":
         return "vmap"
-    return "vmap" if shape[1] * shape[2] <= CPU_VMAP_MAX_PIXELS else "loop"
+    return "vmap" if macs <= CPU_VMAP_MAX_MACS else "loop"
 
 
 def draws_from_global_generator(module: nn.Module) -> bool:
@@ -405,7 +409,7 @@ class _ModuleEnsemble(engine._Ensemble):
         if len(costs.dropout_shapes) != len(self.dropouts):
             raise ValueError("every mathdl.convnets.Dropout layer of the module must run in its forward pass")
         rates = [[d.p for d in net.modules() if isinstance(d, convnets.Dropout)] for net in nets]
-        self.batching = choose_batching(batching, dev, shape, m, self.base)
+        self.batching = choose_batching(batching, dev, costs.macs, m, self.base)
 
         # 2. theta (M, P) and the buffers (M, ...), on the device; the optimizer over theta.
         theta = torch.stack([self.layout.flatten(net) for net in nets]).to(dev)
