@@ -178,6 +178,8 @@ def test_a_split_without_points_has_no_rows():
     r = engine.train(g := _group(task={"n_val": 0}), make_dataset(g.task), progress=False)
     assert set(r.metrics["split"]) == {"train", "test"}
     assert r.metrics["value"].notna().all()
+    one = engine.train(g := _group(task={"n_val": 1}), make_dataset(g.task), progress=False)
+    assert set(one.metrics["split"]) == {"train", "val", "test"}  # one point is a split
 
 
 # ----------------------------------------------------------------------------- divergence
