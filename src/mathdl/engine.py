@@ -15,7 +15,7 @@ on split ``train``, the parameters' ``weight_norm`` and ``rel_dist_init`` (||the
 and ``rel_dist_init_layer<l>``, l = 1, 2, ... in forward order.
 
 A run whose training loss becomes NaN or infinite is frozen and flagged ``diverged``; its
-metrics after that epoch are NaN, and the others go on. With ``early_stopping``, every epoch
+metrics are NaN from the epoch it diverged in on, and the others go on. With ``early_stopping``, every epoch
 each run's validation metric is compared with its best; the runs table gets the best epoch as
 ``selected_epoch`` and the metrics table that epoch's metrics (an extra row set when it was not
 a scheduled epoch), beside the final ones. Groups larger than a memory budget train in chunks.
@@ -389,7 +389,7 @@ class _Ensemble:
 
     def evaluate_and_record(self, epoch: int) -> None:
         diverged_at = self.diverged_at.cpu().numpy()
-        gone = (diverged_at >= 0) & (diverged_at < epoch)
+        gone = (diverged_at >= 0) & (diverged_at <= epoch)  # NaN from the epoch it diverged in on
         runs = np.arange(self.m)
         for split, metric, v in self.metrics(self.opt.eval_params()):
             v = v.cpu().numpy().astype(float)
