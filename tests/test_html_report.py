@@ -91,6 +91,17 @@ def test_tables_read_back_what_booktabs_table_wrote():
     assert "<td><p>[-0.0663, 0.281]</p></td>" in html and "<td><p>a &amp; b</p></td>" in html
 
 
+def test_short_and_long_tables_read_back_in_the_order_of_the_text():
+    rows = [[f"\\num{{{i}}}", f"{i / 7:.3f}"] for i in range(report.LONG_TABLE_ROWS + 5)]
+    long = report.booktabs_table(["width", "error"], rows, "Many points.", "tab:long")
+    short = report.booktabs_table(["width", "error"], rows[:2], "Two points.", "tab:short")
+    assert "longtable" in long and "longtable" not in short
+    found = html_report.tables(long + "\nBetween.\n" + short)
+    assert [t.label for t in found] == ["tab:long", "tab:short"]
+    assert found[0] == html_report.Table(label="tab:long", caption="Many points.", header=[["width", "error"]], rows=rows)
+    assert found[1].rows == rows[:2]
+
+
 def test_a_table_with_rows_of_unequal_length_is_shown_as_its_source():
     table = html_report.Table("tab:x", "Spans.", [[r"\multicolumn{2}{c}{both}", "c"]], [["1", "2", "3"]])
     html = html_report.table_html(table)

@@ -58,7 +58,7 @@ def test_tables_short_and_long_compile_with_every_row(tmp_path, n_rows):
     tex = booktabs_table(["point", "test error"], rows, "Errors.", "tab:e")
     assert ("longtable" in tex) == (n_rows > LONG_TABLE_ROWS)
     (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\\usepackage{booktabs,longtable}\\begin{document}\n" + tex + "\n\\end{document}\n"
+        "\\documentclass{article}\\usepackage{booktabs,longtable,adjustbox}\\begin{document}\n" + tex + "\n\\end{document}\n"
     )
     proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
                           cwd=tmp_path, capture_output=True, text=True)

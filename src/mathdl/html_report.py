@@ -311,7 +311,7 @@ _RULE_LINE = re.compile(r"\\(?:toprule|midrule|bottomrule|hline|cline\{[^}]*\}|c
 
 
 def tables(section_tex: str) -> list[Table]:
-    """The tables (``table`` environments with a ``tabular``) of a section, in order."""
+    """The tables (``table`` environments with a ``tabular``, and ``longtable``) of a section, in order."""
     found = []
     for n, body in enumerate(environments(section_tex, "table"), start=1):
         tabulars = environments(body, "tabular")
@@ -329,7 +329,18 @@ def tables(section_tex: str) -> list[Table]:
             header=_rows(head),
             rows=_rows(rest),
         ))
-    return found
+    # A long table (mathdl.report.booktabs_table above LONG_TABLE_ROWS rows): the header of its
+    # first page, the rows after its feet.
+    for n, body in enumerate(environments(section_tex, "longtable"), start=1):
+        first, _, rest = body.partition(r"\endfirsthead")
+        head = first.partition(r"\toprule")[2].partition(r"\midrule")[0]
+        found.append(Table(
+            label=command_argument(first, "label") or f"longtable-{n}",
+            caption=command_argument(first, "caption") or "",
+            header=_rows(head),
+            rows=_rows(rest.partition(r"\endlastfoot")[2]),
+        ))
+    return sorted(found, key=lambda t: section_tex.find(f"\\label{{{t.label}}}"))
 
 
 def _rows(tex: str) -> list[list[str]]:

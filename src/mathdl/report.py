@@ -186,8 +186,9 @@ LONG_TABLE_ROWS = 30  # a float with more rows would run off its page: a longtab
 def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str, label: str) -> str:
     """A booktabs table; cells are LaTeX already.
 
-    Up to LONG_TABLE_ROWS rows it is a float; longer tables are a ``longtable`` that breaks across
-    pages and repeats its header (a sweep of a few keys easily has 50 points).
+    Up to LONG_TABLE_ROWS rows it is a float, shrunk to the text width where it is wider (a sweep of
+    several keys has many columns); longer tables are a ``longtable`` in a smaller font that breaks
+    across pages and repeats its header (a sweep of a few keys easily has 50 points).
     """
     cols = "l" + "r" * (len(header) - 1)
     head = "    " + " & ".join(header) + r" \\"
@@ -195,6 +196,7 @@ def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption
     if len(rows) > LONG_TABLE_ROWS:
         return "\n".join(
             [
+                r"{\small\setlength{\tabcolsep}{4pt}",
                 rf"\begin{{longtable}}{{{cols}}}",
                 rf"  \caption{{{caption}}}\label{{{label}}} \\",
                 r"    \toprule",
@@ -209,7 +211,7 @@ def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption
                 r"    \bottomrule",
                 r"  \endlastfoot",
                 body,
-                r"\end{longtable}",
+                r"\end{longtable}}",
             ]
         )
     return "\n".join(
@@ -218,6 +220,7 @@ def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption
             r"  \centering",
             rf"  \caption{{{caption}}}",
             rf"  \label{{{label}}}",
+            r"  \begin{adjustbox}{max width=\linewidth}",
             rf"  \begin{{tabular}}{{{cols}}}",
             r"    \toprule",
             head,
@@ -225,6 +228,7 @@ def booktabs_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption
             body,
             r"    \bottomrule",
             r"  \end{tabular}",
+            r"  \end{adjustbox}",
             r"\end{table}",
         ]
     )

@@ -213,7 +213,7 @@ def draw(data: pd.DataFrame, layout: layouts.Layout, plot, *, x: str, xlabel: st
             at = marks[(marks["col"] == c) & (marks["row"] == r)]
             ax.scatter(at["selected_epoch"], at["test_error"], c=[colour[h] for h in at["hue"]], marker="x",
                        s=14, linewidths=0.8, alpha=0.7, zorder=3)
-        title = ", ".join(t for t in (r, c) if t)
+        title = "\n".join(t for t in (r, c) if t)  # one line per key: side-by-side panels keep apart
         if title:
             ax.set_title(title, fontsize="medium")
         if epochs:
