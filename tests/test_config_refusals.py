@@ -139,12 +139,13 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path):
 # ----------------------------------------------------------------------------- fuzz
 
 _BAD_VALUES = [None, -1, 0, 0.5, 1.5, 10**9, 2**70, float("nan"), float("inf"), "", "x" * 200, "1e-3", [], [1, "a"],
-               {}, {"a": 1}, True, "relu", "evil\nname"]
+               {}, {"a": 1}, True, "relu", "evil\nname", "cnn", "module", "os:path"]
 _KEYS = {
     "task": ["name", "kind", "input_dim", "n_classes", "n_train", "n_val", "n_test", "label_noise", "seed", "bogus"],
-    "model": ["depth", "width", "activation", "residual", "init", "output_scale", "param_budget", "widht"],
+    "model": ["depth", "width", "activation", "residual", "init", "output_scale", "param_budget", "widht",
+              "arch", "module", "kwargs"],
     "train": ["loss", "optimizer", "lr", "momentum", "weight_decay", "dropout", "batch_size", "epochs",
-              "early_stopping", "patience", "eval_points", "lr_schedule", "lrr"],
+              "early_stopping", "patience", "eval_points", "lr_schedule", "lrr", "augment_crop", "augment_flip"],
 }
 
 
@@ -182,7 +183,7 @@ def _mutations(base: dict, n: int, seed: int = 0):
 def test_fuzzed_plans_are_valid_or_refused_with_one_line(tiny_config):
     tiny_config["experiments"]["exp"]["train"]["epochs"] = 2
     accepted = refused = 0
-    for config in _mutations(tiny_config, 150):
+    for config in _mutations(tiny_config, 250):
         try:
             plan = load_plan(config)
         except ConfigError as err:

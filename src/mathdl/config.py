@@ -41,6 +41,7 @@ from mathdl.spec import (  # noqa: F401  (re-exported: the plan's types)
     _canonical,
     model_identity,
     stable_hash,
+    train_identity,
 )
 
 
@@ -222,6 +223,7 @@ def _check_runs(plan: "Plan") -> None:
 
     _check_palette(plan.plot.palette, "plot.palette")
     limit_mb = plan.max_mem_mb or resources.machine_mem_mb()
+    built: set = set()  # the group's own modules built so far (each once per plan load)
     for exp in plan.experiments:
         where = f"experiments.{exp.name}"
         for group in exp.groups:
@@ -239,6 +241,7 @@ def _check_runs(plan: "Plan") -> None:
                                   f"task.kind is regression (use mse){at}")
             if train.early_stopping and task.n_val == 0 and task.name != "none":
                 raise ConfigError(f"{where}.train.early_stopping: it selects on the validation split; set task.n_val > 0{at}")
+            _check_architecture(exp.study, group, where, at, built)
             need = resources.min_mem_mb(group)
             if need > limit_mb:
                 raise ConfigError(
@@ -246,6 +249,69 @@ def _check_runs(plan: "Plan") -> None:
                     f"{len(group.runs)} runs), more than the {limit_mb:,} MB available (max_mem_mb); "
                     f"make it smaller or set max_mem_mb to the cluster's memory per job"
                 )
+
+
+IMAGE_ARCHITECTURES = ("cnn", "resnet18", "module")  # model.arch values that train on images
+# Model keys an image network does not read, with the one value it accepts (it is built with
+# ReLU and PyTorch's initialization; its size is the width k).
+IMAGE_FIXED_KEYS = {"depth": 1, "activation": "relu", "residual": False, "init": "pytorch", "output_scale": 1.0,
+                    "param_budget": 0}
+
+
+def _check_architecture(study: str, group: GroupSpec, where: str, at: str, built: set) -> None:
+    """model.arch with its keys: a module and kwargs only with arch module, augmentation and the
+    image architectures only on images and in studies that train them, an image network's unused
+    MLP keys at their defaults, and the group's own module importable and buildable."""
+    from mathdl.studies import STUDIES
+    from mathdl.tasks import image_shape
+
+    model, train, task = group.model, group.train, group.task
+    arch = model.arch
+    if arch != "module":
+        for key, value in (("module", model.module), ("kwargs", model.kwargs)):
+            if value:
+                raise ConfigError(f"{where}.model.{key}: only for model.arch module (arch is {arch}){at}")
+    if arch not in IMAGE_ARCHITECTURES:
+        for key in ("augment_crop", "augment_flip"):
+            if getattr(train, key):
+                raise ConfigError(f"{where}.train.{key}: augmentation is for image networks (model.arch cnn, resnet18 "
+                                  f"or module); a fully connected network trains on flat rows{at}")
+        return
+    allowed = STUDIES[study].model_archs
+    if arch not in allowed:
+        raise ConfigError(f"{where}.model.arch: study {study} trains {' and '.join(allowed)} networks, not {arch} "
+                          f"(image networks train in the study sweep){at}")
+    if image_shape(task) is None:
+        raise ConfigError(f"{where}.model.arch: {arch} needs an image data set (task.name digits, mnist, "
+                          f"fashion_mnist or cifar10), not {task.name}{at}")
+    for key, value in IMAGE_FIXED_KEYS.items():
+        if getattr(model, key) != value:
+            raise ConfigError(f"{where}.model.{key}: {arch} does not use it (it is built as it is); leave it at "
+                              f"{value!r}, not {getattr(model, key)!r}{at}")
+    if arch == "module":
+        if not model.module:
+            raise ConfigError(f"{where}.model.module: arch module needs the class to train, as 'package.module:Class'{at}")
+        key = (model.module, _canonical(model.kwargs), task.name, train.dropout)
+        if key not in built:
+            _build_own_module(group, where, at)
+            built.add(key)
+
+
+def _build_own_module(group: GroupSpec, where: str, at: str) -> None:
+    """Import and build the group's own module once on one image (torch imported only here, and
+    the caller's random state left as it was); any problem is one line naming the key."""
+    import torch
+
+    from mathdl import convnets
+    from mathdl.tasks import image_shape, n_outputs
+
+    net = convnets.Network("module", group.model.width, group.model.module, group.model.kwargs)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            convnets.build(net, image_shape(group.task), n_outputs(group.task), group.train.dropout)
+    except ConfigError as err:
+        message = str(err).replace("model.module.kwargs:", "model.kwargs:", 1)
+        raise ConfigError(f"{where}.{message}{at}") from None
 
 
 def _check_data(plan: "Plan") -> None:
@@ -427,7 +493,7 @@ def _check_design(name: str, exp: dict, params_schema: dict, defs: dict) -> list
             close = difflib.get_close_matches(sub, list(props), n=1)
             hint = f" (did you mean {section}.{close[0]}?)" if close else ""
             raise ConfigError(f"{at}.{where}: {key!r} is not a key of {section}{hint}; "
-                              f"valid: {', '.join(f'{section}.{p}' for p in props)}")
+                              f"valid keys of {section}: {', '.join(props)}")
         sub_validator = jsonschema.Draft202012Validator(props[sub])
         for i, value in enumerate(values):
             err = _first_error(sub_validator, value)
@@ -649,11 +715,13 @@ def _build_experiment(name: str, exp: dict) -> Experiment:
         for key, value in point.items():
             section, sub = key.split(".", 1)
             (params if section == "params" else sections[section])[sub] = value
+        if sections["model"]["arch"] == "resmlp":  # an alias: the residual MLP
+            sections["model"].update(arch="mlp", residual=True)
         _resolve_budget(name, exp, sections, point)
         task, model, train = (_SECTIONS[s](**sections[s]) for s in ("task", "model", "train"))
-        shared_train = {k: v for k, v in sections["train"].items() if k not in PER_RUN_TRAIN_KEYS}
+        hashed = {**sections, "model": model_identity(sections["model"]), "train": train_identity(sections["train"])}
+        shared_train = {k: v for k, v in hashed["train"].items() if k not in PER_RUN_TRAIN_KEYS}
         data_id = stable_hash(sections["task"])
-        hashed = {**sections, "model": model_identity(sections["model"])}
         shape = {"task": hashed["task"], "model": hashed["model"], "train": shared_train}
         if params:  # every study parameter shapes the group; omitted when empty (stable ids)
             shape["params"] = params

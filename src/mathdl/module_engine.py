@@ -97,11 +97,14 @@ class ModuleTrainResult(engine.TrainResult):
 def network_of(group: GroupSpec) -> convnets.Network:
     """The group's network from its model config (keys arch, width, module, kwargs)."""
     model = group.model
-    if not hasattr(model, "arch"):
-        raise ValueError("the model config has no 'arch' key yet; pass network=convnets.Network(...)")
-    kwargs = getattr(model, "kwargs", ()) or ()
+    kwargs = model.kwargs or ()
     kwargs = tuple(sorted(kwargs.items())) if isinstance(kwargs, dict) else tuple(kwargs)
-    return convnets.Network(model.arch, model.width, getattr(model, "module", ""), kwargs)
+    return convnets.Network(model.arch, model.width, model.module, kwargs)
+
+
+def augmentation_of(group: GroupSpec) -> Augmentation:
+    """The group's augmentation from its train config (keys augment_crop, augment_flip)."""
+    return Augmentation(group.train.augment_crop, group.train.augment_flip)
 
 
 def train(
@@ -120,6 +123,7 @@ def train(
 
     network: what to build (None: from the group's model config). input_shape: (C, H, W) of
     each image when the data set holds flat rows (images (N, C, H, W) need none).
+    augmentation: None takes the group's train config (augment_crop, augment_flip).
     batching: auto (``choose_batching``), vmap or loop. memory_budget_mb: the memory one
     chunk of runs may take (None: ``engine.default_memory_budget_mb``).
     """
@@ -130,7 +134,7 @@ def train(
     if batching not in BATCHING:
         raise ValueError(f"unknown batching {batching!r}; valid: {', '.join(BATCHING)}")
     network = network or network_of(group)
-    augmentation = augmentation or Augmentation()
+    augmentation = augmentation or augmentation_of(group)
     engine._check(group, data)
     shape = image_shape(data, input_shape)
     if augmentation.crop_padding < 0:

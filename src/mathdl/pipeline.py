@@ -17,6 +17,7 @@ import pandas as pd
 from mathdl import io
 from mathdl.config import (
     Experiment,
+    _canonical,
     GroupSpec,
     PlotConfig,
     ProjectConfig,
@@ -51,22 +52,19 @@ def make_data(task: Mapping, out: str | Path) -> None:
 def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_runs: str | Path,
                 out_provenance: str | Path, device: str = "auto", threads: int = 1) -> None:
     """Train one group (or compute it, for a study with its own ``compute``); write tables and provenance."""
-    from mathdl import engine
     from mathdl.orphans import exit_with_ancestor
     from mathdl.tasks import Dataset
     from mathdl.threads import use_threads
 
     exit_with_ancestor("snakemake")  # no orphan trains on after a hard kill of Snakemake
     group = GroupSpec.from_dict(spec)
-    compute = get_study(group.study).compute or engine.train
+    compute = get_study(group.study).compute or TRAINERS[group.model.arch]
     with use_threads(threads):  # torch's and NumPy's BLAS threads: the job's cores, no more
         result = compute(group, Dataset.load(data), device=device)
     runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
     runs["device"] = result.device
-    if get_study(group.study).compute is None:  # networks trained by the engine: their size
-        from mathdl.resources import parameter_count
-
-        runs["n_params"] = parameter_count(group, input_dim(group.task), n_outputs(group.task))
+    if get_study(group.study).compute is None:  # networks trained by an engine: their size
+        runs["n_params"] = trained_parameter_count(group, result)
     io.write_table(result.metrics, out_metrics)
     io.write_table(runs, out_runs)
     io.write_json(
@@ -80,6 +78,35 @@ def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_ru
           f"in {result.wall_time_s:.1f} s; {int(runs['diverged'].sum())} diverged")
 
 
+def _train_mlp(group: GroupSpec, data, device: str):
+    from mathdl import engine
+
+    return engine.train(group, data, device=device)
+
+
+def _train_module(group: GroupSpec, data, device: str):
+    """An image network: the data set's flat rows are its images, reshaped on the device."""
+    from mathdl import module_engine
+    from mathdl.tasks import image_shape
+
+    return module_engine.train(group, data, device=device, input_shape=image_shape(group.task))
+
+
+# model.arch -> how a group of it trains: the stacked-matmul engine for fully connected networks
+# (the plan turns resmlp into mlp with residual), the module engine for every torch.nn.Module.
+TRAINERS = {"mlp": _train_mlp, "cnn": _train_module, "resnet18": _train_module, "module": _train_module}
+
+
+def trained_parameter_count(group: GroupSpec, result) -> int:
+    """Parameters of one network of the group: counted from the trained tensors of an image network
+    (a group's own module is known only once built), in closed form for a fully connected one."""
+    if group.model.arch == "mlp":
+        from mathdl.resources import parameter_count
+
+        return parameter_count(group, input_dim(group.task), n_outputs(group.task))
+    return sum(p[0].numel() for p in result.params)  # each (M, ...): one run's is p[0]
+
+
 def run_parameters(group: GroupSpec) -> pd.DataFrame:
     """One row per run: ids, seed, and every resolved parameter as a ``section.key`` column
     (a real data set's input size and classes as the data have them, not the teacher's keys)."""
@@ -89,6 +116,7 @@ def run_parameters(group: GroupSpec) -> pd.DataFrame:
         for section in ("task", "model", "train"):
             for key, value in vars(getattr(r, section)).items():
                 row[f"{section}.{key}"] = value
+        row["model.kwargs"] = _canonical(dict(r.model.kwargs))  # one JSON text: a table cell of one type
         row["task.input_dim"], row["task.n_classes"] = input_dim(r.task), n_outputs(r.task)
         for key, value in r.params.items():
             row[f"params.{key}"] = value

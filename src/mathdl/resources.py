@@ -78,23 +78,40 @@ class Networks:
     optimizer: str = "sgd"
     dtype: str = "float32"
     early_stopping: bool = False  # keeps a snapshot of the best parameters
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) of an image network's inputs
 
     @classmethod
     def of_group(cls, group: GroupSpec, **changes) -> "Networks":
         """The group's own networks: its model once per run, on its data set's real shape and with its
         training loop; ``changes`` replace fields (a study's in-job grid: another width, a count)."""
-        from mathdl.tasks import input_dim, n_outputs
+        from mathdl.tasks import image_shape, input_dim, n_outputs
 
         task, train = group.task, group.train
         nets = cls(model=group.model, n_models=len(group.runs), input_dim=input_dim(task),
                    n_outputs=n_outputs(task), n_train=task.n_train, n_eval=task.n_val + task.n_test,
                    batch_size=train.batch_size, epochs=train.epochs, eval_points=train.eval_points,
-                   optimizer=train.optimizer, dtype=train.dtype, early_stopping=train.early_stopping)
+                   optimizer=train.optimizer, dtype=train.dtype, early_stopping=train.early_stopping,
+                   image_shape=image_shape(task) if group.model.arch != "mlp" else None)
         return replace(nets, **changes)
 
     @property
+    def image_costs(self) -> "ImageCosts | None":
+        """An image network's counts per image (None for a fully connected network)."""
+        if self.model.arch == "mlp":
+            return None
+        return image_network_costs(self.model, self.image_shape, self.n_outputs)
+
+    @property
     def parameters(self) -> int:
-        return network_parameter_count(self.model, self.input_dim, self.n_outputs)
+        costs = self.image_costs
+        return costs.parameters if costs else network_parameter_count(self.model, self.input_dim, self.n_outputs)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of one forward pass per point (a fully connected network: one per weight, about
+        its parameters)."""
+        costs = self.image_costs
+        return costs.macs if costs else self.parameters
 
     @property
     def minibatch(self) -> int:
@@ -103,7 +120,11 @@ class Networks:
 
     @property
     def units(self) -> int:
-        """Inputs plus the outputs of every linear layer of one network, per point."""
+        """Inputs plus the outputs of every layer of one network, per point (an image network: every
+        module's output, as convnets.forward_costs counts them)."""
+        costs = self.image_costs
+        if costs:
+            return self.input_dim + costs.activations
         w, depth = self.model.width, self.model.depth
         layers = 2 * depth + 1 if self.model.residual else depth  # residual: embedding, two per block
         return self.input_dim + w * layers + self.n_outputs
@@ -123,10 +144,10 @@ class Networks:
         return 2 * 4 * (self.n_train + self.n_eval) * (self.input_dim + self.n_outputs)
 
     def flops(self) -> float:
-        """Forward and backward (6 per parameter and point) of every step, and the scheduled scoring."""
+        """Forward and backward (6 per multiply-add and point) of every step, and the scheduled scoring."""
         steps = self.epochs * math.ceil(self.n_train / self.minibatch)
-        train = 6 * self.parameters * self.n_models * steps * self.minibatch
-        scoring = 2 * self.parameters * self.n_models * (self.n_train + self.n_eval) * max(self.eval_points, 2)
+        train = 6 * self.macs * self.n_models * steps * self.minibatch
+        scoring = 2 * self.macs * self.n_models * (self.n_train + self.n_eval) * max(self.eval_points, 2)
         return float(train + scoring)
 
 
@@ -153,7 +174,10 @@ def parameter_count(group: GroupSpec, d: int | None = None, k: int | None = None
 
 
 def network_parameter_count(model: ModelConfig, d: int, k: int) -> int:
-    """Parameters of one network of this architecture with ``d`` inputs and ``k`` outputs."""
+    """Parameters of one network of this architecture with ``d`` inputs and ``k`` outputs (an image
+    network: on the data set's images of ``d`` pixels)."""
+    if model.arch != "mlp":
+        return image_network_costs(model, _shape_of(d), k).parameters
     w, depth = model.width, model.depth
     if model.residual:  # embedding, two layers per block, read-out
         layers = [(d, w)] + [(w, w)] * (2 * depth) + [(w, k)]
@@ -161,6 +185,99 @@ def network_parameter_count(model: ModelConfig, d: int, k: int) -> int:
         sizes = [d] + [w] * depth + [k]
         layers = list(zip(sizes[:-1], sizes[1:]))
     return sum(fan_in * fan_out + fan_out for fan_in, fan_out in layers)
+
+
+# ----------------------------------------------------------------------------- image networks
+
+
+@dataclass(frozen=True)
+class ImageCosts:
+    """Per image, one forward pass: what mathdl.convnets.forward_costs counts with hooks."""
+
+    parameters: int
+    activations: int  # elements of every leaf module's output
+    macs: int  # multiply-adds of the convolutions and the read-out
+
+
+def _shape_of(d: int) -> tuple[int, int, int]:
+    from mathdl.tasks.real import IMAGE_SHAPES
+
+    shapes = {c * h * w: (c, h, w) for c, h, w in IMAGE_SHAPES.values()}
+    if d not in shapes:
+        raise ValueError(f"no image data set has {d} pixels; image networks train on {sorted(IMAGE_SHAPES)}")
+    return shapes[d]
+
+
+def image_network_costs(model: ModelConfig, shape: tuple[int, int, int], n_outputs: int) -> ImageCosts:
+    """Closed-form counts of ``model.arch`` on images of ``shape`` (C, H, W), without torch (the
+    workflow sizes jobs while it parses). A group's own module is unknown until it is built, so it
+    is sized generously as the usual ResNet-18 (k = 64, 11 million parameters on CIFAR-10)."""
+    if model.arch == "module":
+        model = replace(model, arch="resnet18", width=64)
+    try:
+        count = IMAGE_COSTS[model.arch]
+    except KeyError:
+        raise ValueError(f"unknown image architecture {model.arch!r}; valid: {', '.join(sorted(IMAGE_COSTS))}") from None
+    return count(model.width, shape, n_outputs)
+
+
+def _conv(c_in: int, c_out: int, h: int, w: int, kernel: int, stride: int, bias: bool):
+    """A kxk convolution with padding (k - 1) / 2: its parameters, output size and multiply-adds."""
+    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
+    out = c_out * h_out * w_out
+    return c_in * c_out * kernel**2 + (c_out if bias else 0), (h_out, w_out), out, out * c_in * kernel**2
+
+
+def cnn_costs(k: int, shape: tuple[int, int, int], n_outputs: int) -> ImageCosts:
+    """Nakkiran et al.'s CNN (convnets.StandardCNN): per stage conv (with bias), batch norm, ReLU and
+    a max-pool (none, 2, 2, then global), then flatten, dropout and the read-out."""
+    c_in, h, w = shape
+    params = acts = macs = 0
+    for i, pool in enumerate((1, 2, 2, 0)):  # 0: the global max-pool
+        c = k * 2**i
+        p, (h, w), out, m = _conv(c_in, c, h, w, 3, 1, bias=True)
+        params, macs = params + p + 2 * c, macs + m
+        acts += 3 * out  # conv, batch norm, ReLU
+        if pool > 1:
+            h, w = h // pool, w // pool
+            acts += c * h * w
+        elif pool == 0:
+            acts += c
+        c_in = c
+    features = 8 * k
+    params += features * n_outputs + n_outputs
+    acts += 2 * features + n_outputs  # flatten, dropout, read-out
+    macs += features * n_outputs
+    return ImageCosts(params, acts, macs)
+
+
+def resnet18_costs(k: int, shape: tuple[int, int, int], n_outputs: int) -> ImageCosts:
+    """The pre-activation ResNet-18 (convnets.PreActResNet18): a 3x3 stem, four stages of two blocks
+    (bn1, conv1, bn2, conv2 and a 1x1 shortcut where the shape changes; no biases), then dropout
+    and the read-out (the ReLUs and the average pool are functions, not modules)."""
+    c_in, h, w = shape
+    params, (h, w), acts, macs = _conv(c_in, k, h, w, 3, 1, bias=False)
+    c_in = k
+    for i, stride in enumerate((1, 2, 2, 2)):
+        c = k * 2**i
+        for s in (stride, 1):
+            p1, (h2, w2), out, m1 = _conv(c_in, c, h, w, 3, s, bias=False)
+            p2, _, _, m2 = _conv(c, c, h2, w2, 3, 1, bias=False)
+            params += 2 * c_in + p1 + 2 * c + p2
+            acts += c_in * h * w + 3 * out  # bn1; conv1, bn2, conv2
+            macs += m1 + m2
+            if s != 1 or c_in != c:
+                ps, _, out_s, ms = _conv(c_in, c, h, w, 1, s, bias=False)
+                params, acts, macs = params + ps, acts + out_s, macs + ms
+            c_in, h, w = c, h2, w2
+    features = 8 * k
+    params += features * n_outputs + n_outputs
+    acts += features + n_outputs  # dropout, read-out
+    macs += features * n_outputs
+    return ImageCosts(params, acts, macs)
+
+
+IMAGE_COSTS = {"cnn": cnn_costs, "resnet18": resnet18_costs}
 
 
 def uses_gpu(device: str, gpus_for_auto: bool) -> bool:

@@ -78,6 +78,15 @@ class ModelConfig:
     output_scale: float  # alpha: the network computes alpha * (last layer)
     # A target parameter count (0: off); when set, the plan chose ``width`` to meet it.
     param_budget: int = 0
+    arch: str = "mlp"  # mlp (plain or residual) | cnn | resnet18 | module; cnn, resnet18: width is k
+    module: str = ""  # arch module: the group's own nn.Module, "package.module:Class"
+    kwargs: tuple[tuple[str, Any], ...] = ()  # arch module: its keyword arguments, sorted by name
+
+    def __post_init__(self):
+        # A plan gives kwargs as a mapping and a group file (JSON) as a list of pairs: both
+        # become sorted pairs, so a ModelConfig compares and hashes by value.
+        pairs = self.kwargs.items() if isinstance(self.kwargs, Mapping) else self.kwargs
+        object.__setattr__(self, "kwargs", tuple(sorted((str(k), v) for k, v in pairs)))
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,8 @@ class TrainConfig:
     patience: int  # stop a run after this many epochs without improvement; 0: never stop
     selection_metric: str  # loss | error, on the validation split
     dtype: str  # float32 | float64
+    augment_crop: int = 0  # image networks: random crops of the image padded by this many pixels (0: off)
+    augment_flip: bool = False  # image networks: random horizontal flips
 
 
 @dataclass(frozen=True)
@@ -221,14 +232,34 @@ class Plan:
 
 
 
+# Keys added after plans had ids, with the value that leaves a plan as it was: at that value a
+# key stays out of run and group ids, so the plans of before keep their ids (and their results).
+MODEL_KEYS_ADDED = {"param_budget": 0, "arch": "mlp", "module": "", "kwargs": ()}
+TRAIN_KEYS_ADDED = {"augment_crop": 0, "augment_flip": False}
+
+
+def _leave_out_added(section: Mapping[str, Any], added: Mapping[str, Any]) -> dict:
+    def at_default(k, v):
+        return k in added and (v == added[k] or (added[k] == () and not v))  # kwargs: {} or [] or ()
+
+    return {k: v for k, v in section.items() if not at_default(k, v)}
+
+
 def model_identity(model: Mapping[str, Any]) -> dict:
-    """The model keys that go into run and group ids: every key, but param_budget only when set.
+    """The model keys that go into run and group ids: every key, but those of ``MODEL_KEYS_ADDED``
+    only when set (param_budget not 0, arch not mlp, a module and its kwargs).
 
     A budget that is off (0) is left out so that plans without budgets keep the ids they had
     before budgets existed (their results are reused); a budget that is set stays, since two
-    budgets are two points of a design even where they happen to choose the same width.
+    budgets are two points of a design even where they happen to choose the same width. The
+    same holds for the architecture keys.
     """
-    return {k: v for k, v in model.items() if not (k == "param_budget" and not v)}
+    return _leave_out_added(model, MODEL_KEYS_ADDED)
+
+
+def train_identity(train: Mapping[str, Any]) -> dict:
+    """The train keys that go into run and group ids: every key, but augmentation only when on."""
+    return _leave_out_added(train, TRAIN_KEYS_ADDED)
 
 
 def _canonical(obj: Any) -> str:

@@ -17,7 +17,8 @@ schema of their own parameters (``experiments.<name>.params``; sweepable as ``pa
 group's job trains, one after another (a study that trains a grid of shapes inside one job, or
 none: ``[]`` for a study that computes on the host); the cluster resources are sized from it
 (memory: the largest batch; run time: the sum), and a job without networks asks for no GPU.
-Without it a job trains the group's model once per run. A compute trains on the device it is
+Without it a job trains the group's model once per run. ``MODEL_ARCHS`` (optional) lists
+the ``model.arch`` values a study trains (default: mlp only; the plan refuses others). A compute trains on the device it is
 given and reports the device it used; host-only computations check the request with
 :func:`host_device`.
 Adding a study is adding a folder ``studies/<name>/`` (a package: ``__init__.py`` with the
@@ -43,6 +44,7 @@ class Study:
     params_schema: Mapping[str, Any] = field(default_factory=lambda: dict(NO_PARAMS))
     sweepable: tuple[str, ...] | None = None  # the sweep keys it accepts; None: any
     networks: Callable | None = None  # group -> [resources.Networks] its job trains; None: the group's model
+    model_archs: tuple[str, ...] = ("mlp",)  # the model.arch values it trains (MODEL_ARCHS)
 
 
 # The parameters of a study without parameters of its own: none may be given.
@@ -62,6 +64,7 @@ def _from_module(module) -> Study:
         params_schema=getattr(module, "PARAMS_SCHEMA", NO_PARAMS),
         sweepable=getattr(module, "SWEEPABLE", None),
         networks=getattr(module, "networks", None),
+        model_archs=tuple(getattr(module, "MODEL_ARCHS", ("mlp",))),
     )
 
 

@@ -1,7 +1,8 @@
 """Data sets: generators and loaders, one module each, registered in ``TASKS``.
 
 A task turns a :class:`~mathdl.config.TaskConfig` into a :class:`Dataset` of NumPy arrays.
-Inputs are float32 of shape (n, d); targets are int64 labels of shape (n,) for
+Inputs are float32 of shape (n, d), a real data set's images flattened (``image_shape``
+gives their shape); targets are int64 labels of shape (n,) for
 classification and float32 of shape (n, k) for regression.
 """
 
@@ -92,6 +93,14 @@ def input_dim(task: TaskConfig) -> int:
     from mathdl.tasks.real import INPUT_DIMS
 
     return INPUT_DIMS.get(task.name, task.input_dim)
+
+
+def image_shape(task: TaskConfig) -> tuple[int, int, int] | None:
+    """(C, H, W) of one image of a real data set (its Dataset rows are these images flattened,
+    row-major); None for a task without images (teacher, none)."""
+    from mathdl.tasks.real import IMAGE_SHAPES
+
+    return IMAGE_SHAPES.get(task.name)
 
 
 def make_dataset(task: TaskConfig) -> Dataset:

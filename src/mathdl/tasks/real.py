@@ -29,8 +29,12 @@ from mathdl.spec import ConfigError, TaskConfig
 from mathdl.tasks.noise import randomize_labels
 
 N_CLASSES = 10
+# One image as (channels, height, width). A Dataset holds each image as one flat row in this
+# order (row-major; CIFAR-10's red, green and blue planes one after another, as its files hold
+# them): a fully connected network takes the row, an image network the row reshaped.
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 # Pixels of one image, flattened: what a fully connected network of each data set takes.
-INPUT_DIMS = {"digits": 64, "mnist": 784, "fashion_mnist": 784, "cifar10": 3072}
+INPUT_DIMS = {name: c * h * w for name, (c, h, w) in IMAGE_SHAPES.items()}
 DIGITS_IMAGES = 1797  # scikit-learn's digits, counted without importing scikit-learn
 
 # IDX element types (http://yann.lecun.com/exdb/mnist/): code -> big-endian NumPy dtype.

@@ -7,7 +7,9 @@ interpolation threshold and then falls again (Belkin et al. 2019; Nakkiran et al
 Any other sweep (depth, learning rate, label noise, ...) works the same way, over any number
 of keys: the figures draw every varied key on the axis, a colour, markers or facets
 (:mod:`.layout`, :mod:`.plotting`), the words name every one (templates/). With early stopping
-every number is taken at each run's epoch selected on the validation split.
+every number is taken at each run's epoch selected on the validation split. The networks may
+be fully connected (model.arch mlp) or image networks (cnn, resnet18, a group's own module),
+for example a width sweep of Nakkiran et al.'s CNN on the digits.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 FIGURES = ("error_vs_x", "learning_curves")
+# Fully connected networks and the image networks of mathdl.convnets (model.arch); the words
+# name each (templates/section.tex).
+MODEL_ARCHS = ("mlp", "cnn", "resnet18", "module")
 
 # The settings the setup sentence names: each printed where it has one value over the runs;
 # one that varies without being swept (a width chosen per point) gets a sentence of its own.
-SETUP_KEYS = ("model.depth", "model.width", "model.activation", "train.optimizer", "train.lr", "train.loss",
-              "train.epochs", "task.name", "task.kind", "task.n_train", "task.label_noise")
+SETUP_KEYS = ("model.arch", "model.module", "model.depth", "model.width", "model.activation", "train.optimizer",
+              "train.lr", "train.loss", "train.epochs", "task.name", "task.kind", "task.n_train", "task.label_noise")
 
 
 def _error_name(experiment) -> str:
