@@ -118,6 +118,14 @@ def test_bad_architecture_plans_are_one_line_naming_the_key(model, train, task, 
     _refused(config, match)
 
 
+@pytest.mark.parametrize("task", ["teacher", "digits"])
+def test_a_parameter_budget_of_an_image_network_is_refused(task):
+    _refused(_plan({"param_budget": 5000}, task={"name": task}, sweep={"train.lr": [0.1]}),
+             r"experiments.exp.model.param_budget: a budget chooses the width of a fully connected network, not of cnn")
+    _refused(_plan(task={"name": task}, sweep={"model.param_budget": [0, 100]}),
+             r"experiments.exp.sweep.model.param_budget: a budget chooses the width .* \(at point model.param_budget=100\)")
+
+
 def test_a_swept_architecture_key_is_refused_at_its_point():
     _refused(_plan(sweep={"model.depth": [1, 3]}), r"model.depth: cnn does not use it .* \(at sweep point model.depth=3\)")
 

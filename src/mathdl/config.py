@@ -689,6 +689,11 @@ def _resolve_budget(name: str, exp: dict, sections: dict, point: dict) -> None:
     model = sections["model"]
     if not model["param_budget"]:
         return
+    if model["arch"] in IMAGE_ARCHITECTURES:
+        part = _part_varying(exp, "model.param_budget")
+        at = f" (at point {_point_text(point)})" if point else ""
+        raise ConfigError(f"experiments.{name}.{part + '.' if part else ''}model.param_budget: a budget chooses the "
+                          f"width of a fully connected network, not of {model['arch']} (vary model.width){at}")
     task = TaskConfig(**sections["task"])
     d, k = input_dim(task), n_outputs(task)
     width = width_for_budget(ModelConfig(**model), d, k, model["param_budget"])

@@ -519,7 +519,7 @@ def make_group(
     ``task``, ``model`` and ``train``; each seed is paired with each entry of ``per_run``
     (overrides of keys in PER_RUN_TRAIN_KEYS). Run and group ids are those a config would give.
     """
-    from mathdl.config import ModelConfig, TaskConfig, load_schema, model_identity, stable_hash
+    from mathdl.config import ModelConfig, TaskConfig, load_schema, model_identity, stable_hash, train_identity
 
     defs = load_schema()["$defs"]
 
@@ -537,13 +537,14 @@ def make_group(
             raise ValueError(
                 f"per_run may set only {PER_RUN_TRAIN_KEYS}, not {sorted(set(v) - set(PER_RUN_TRAIN_KEYS))}"
             )
-    shared = {k: v for k, v in train_d.items() if k not in PER_RUN_TRAIN_KEYS}
+    shared = {k: v for k, v in train_identity(train_d).items() if k not in PER_RUN_TRAIN_KEYS}
     group_id = stable_hash({"task": task_d, "model": model_identity(model_d), "train": shared})
     runs = []
     for v in variants:
         run_train = {**train_d, **v}
         for seed in seeds:
-            run_id = stable_hash({"task": task_d, "model": model_identity(model_d), "train": run_train, "seed": seed})
+            identity = {"task": task_d, "model": model_identity(model_d), "train": train_identity(run_train)}
+            run_id = stable_hash({**identity, "seed": seed})
             point = tuple(sorted(v.items()))
             runs.append(
                 RunSpec(run_id, seed, point, TaskConfig(**task_d), ModelConfig(**model_d), TrainConfig(**run_train))
