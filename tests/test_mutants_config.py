@@ -408,3 +408,188 @@ def test_study_parameter_errors_name_the_parameter(tiny_config):
     exp["params"] = {"n_train": "many"}
     assert _message({"device": "cpu", "experiments": {"a": exp}}) == \
         "experiments.a.params.n_train: 'many' is not of type integer"
+
+
+# ----------------------------------------------------------------------------- designs
+
+
+def _plan(exp: dict, top: dict | None = None):
+    base = {"study": "sweep", "seeds": [0], "task": {"input_dim": 3, "n_train": 32, "n_test": 32},
+            "train": {"epochs": 2, "batch_size": 8}}
+    return load_plan({"device": "cpu", **(top or {}), "experiments": {"e": {**base, **exp}}})
+
+
+def _design_message(exp: dict, top: dict | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        _plan(exp, top)
+    return str(info.value)
+
+
+MODEL_KEYS = ("model.depth, model.width, model.activation, model.residual, model.residual_scale, model.init, "
+              "model.output_scale, model.param_budget")
+
+
+@pytest.mark.parametrize(
+    "exp, expected",
+    [
+        ({"sweep": {"model.widht": [2]}},
+         f"experiments.e.sweep: 'model.widht' is not a key of model (did you mean model.width?); valid: {MODEL_KEYS}"),
+        ({"sweep": {"model.qqqqq": [2]}}, f"experiments.e.sweep: 'model.qqqqq' is not a key of model; valid: {MODEL_KEYS}"),
+        ({"sweep": {"params.zzz": [2]}}, "experiments.e.sweep: 'params.zzz' is not a key of params; valid: "),
+        ({"sweep": {"model.width": [2, 2]}}, "experiments.e.sweep.model.width: values repeat"),
+        ({"sweep": {"model.width": [2, 0]}}, "experiments.e.sweep.model.width[1]: 0 is less than the minimum of 1"),
+        ({"cases": [{"model.width": 2}, {"model.width": 0}]},
+         "experiments.e.cases[1].model.width: 0 is less than the minimum of 1"),
+        ({"zip": {}}, "experiments.e.zip: must hold at least one key (leave zip out for no zipped keys)"),
+        ({"cases": []}, "experiments.e.cases: must not be empty (leave cases out for no cases)"),
+        ({"zip": {"model.depth": [1, 2, 3], "model.width": [8, 4]}},
+         "experiments.e.zip.model.width: 2 values, but zip.model.depth has 3; zipped lists vary together (one point "
+         "per index), so they need equal lengths"),
+        ({"zip": {"model.depth": [1, 2], "model.width": [8, 4], "train.lr": [0.1]}},
+         "experiments.e.zip.train.lr: 1 values, but zip.model.depth has 2; zipped lists vary together (one point "
+         "per index), so they need equal lengths"),
+        ({"zip": {"model.depth": [1, 2, 1, 2], "model.width": [4, 5, 4, 5]}},
+         "experiments.e.zip: point 2 is the same as point 0 (model.depth=1, model.width=4)"),
+        ({"model": {"width": 16}, "cases": [{"model.depth": 3}, {"model.width": 16, "model.depth": 2},
+                                            {"model.depth": 2}]},
+         "experiments.e.cases[2]: the same point as cases[1] (a key that a case leaves out takes the experiment's "
+         "value)"),
+        ({"sweep": {"model.depth": [1]}, "cases": [{"model.depth": 2}]},
+         "experiments.e.cases[0].model.depth: model.depth is also varied by sweep; a key may appear in only one of "
+         "sweep, zip and cases"),
+        ({"study": "lazy_training", "sweep": {"model.width": [2, 4]}},
+         "experiments.e.sweep: study lazy_training sweeps nothing (it computes its grids from params), not "
+         "model.width; set a single value in the experiment, or run other values as separate experiments"),
+        ({"study": "residual", "sweep": {"model.depth": [2]}, "cases": [{"model.width": 8}, {"train.dropout": 0.1}]},
+         "experiments.e.cases: study residual sweeps only model.depth, model.residual, train.lr, not model.width, "
+         "train.dropout; set a single value in the experiment, or run other values as separate experiments"),
+        ({"study": "residual", "sweep": {"model.depth": [2]}, "model": {"param_budget": 100}},
+         "experiments.e.model.param_budget: study residual computes its runs itself, so no width chosen for a budget "
+         "would be used; param_budget works with studies that train with the engine (sweep)"),
+        ({"study": "residual", "sweep": {"model.depth": [2]}, "cases": [{"model.param_budget": 0},
+                                                                       {"model.param_budget": 100}]},
+         "experiments.e.cases: study residual sweeps only model.depth, model.residual, train.lr, not "
+         "model.param_budget; set a single value in the experiment, or run other values as separate experiments"),
+        ({"cases": [{"model.param_budget": 0, "model.width": 4}, {"model.param_budget": 100}]},
+         "experiments.e.cases.model.width: the width is chosen by model.param_budget; vary the budget instead, or "
+         "set param_budget to 0"),
+    ],
+)
+def test_design_refusals_word_for_word(exp, expected):
+    assert _design_message(exp) == expected
+
+
+def test_a_budget_of_zero_everywhere_is_no_budget():
+    exp = _plan({"cases": [{"model.param_budget": 0, "model.width": 4}, {"model.width": 5}]}).experiments[0]
+    assert [r.model.width for r in exp.runs] == [4, 5]
+
+
+def test_a_budget_below_the_smallest_network_word_for_word():
+    assert _design_message({"model": {"param_budget": 5}, "sweep": {"model.depth": [1]}}) == (
+        "experiments.e.model.param_budget: a budget of 5 parameters is below the smallest network's 8 (width 1, "
+        "depth 1, 3 inputs, 2 outputs) (at point model.depth=1)")
+    assert _design_message({"zip": {"model.param_budget": [1_000, 5_000_000_000, 5]}}).startswith(
+        "experiments.e.zip.model.param_budget: a budget of 5 parameters is below the smallest network's 8 ")
+    # no point to quote: a budget without a design
+    exp = {"model": {"param_budget": 5}, "sweep": {"model.depth": [1]}}
+    tiny = {"study": "sweep", "seeds": [0], "task": {"input_dim": 3, "n_train": 32, "n_test": 32}, **exp}
+    point = cfg._design_points({**tiny, "sweep": {}, "zip": {}, "cases": []})
+    assert point == [{}]
+
+
+def test_width_for_budget_at_its_edges():
+    model = _plan({"model": {"depth": 1}, "sweep": {"train.lr": [0.1]}}).experiments[0].model
+    assert not model.residual  # P(w) = (d + 1) w + (w + 1) k: 3 inputs, 1 output: 5w + 1
+    assert cfg.width_for_budget(model, 3, 1, 5) is None
+    assert cfg.width_for_budget(model, 3, 1, 6) == 1
+    assert cfg.width_for_budget(model, 3, 1, 8) == 1  # 6 and 11: 8 is nearer 6
+    assert cfg.width_for_budget(model, 3, 1, 9) == 2  # 11 is nearer
+    assert cfg.width_for_budget(model, 3, 1, 101) == 20
+    assert cfg.width_for_budget(model, 3, 1, 103) == 20  # 101 and 106: ties go down, 103 is nearer 101
+    assert cfg.width_for_budget(model, 3, 1, 104) == 21
+
+
+# ----------------------------------------------------------------------------- plot channels, names, report
+
+
+def test_plot_channels_word_for_word():
+    design = {"sweep": {"model.width": [2, 4]}, "zip": {"model.depth": [1, 2]}}
+    assert _design_message({**design, "plot": {"x": "model.width", "hue": "model.width"}}) == (
+        "experiments.e.plot.hue: 'model.width' is already plot.x; each varied key goes on one channel")
+    assert _design_message({**design, "plot": {"hue": "model.width"}}) == (
+        "experiments.e.plot.hue: 'model.width' is already plot.x (the first varied key, plot.x's default); each "
+        "varied key goes on one channel")
+    assert _design_message({**design, "plot": {"row": "train.lr"}}) == (
+        "experiments.e.plot.row: 'train.lr' is not a varied key (varied keys: model.width, model.depth)")
+    assert _design_message({"study": "lazy_training", "plot": {"x": "train.lr"}}) == (
+        "experiments.e.plot.x: 'train.lr' is not a varied key (varied keys: none)")
+    exp = _plan({**design, "plot": {"x": "model.depth", "hue": "model.width"}}).experiments[0]
+    assert (exp.plot.x, exp.plot.hue) == ("model.depth", "model.width")
+    exp = _plan({**design, "plot": {"style": "model.depth", "col": ""}}).experiments[0]
+    assert (exp.plot.x, exp.plot.style, exp.plot.col) == ("model.width", "model.depth", "")
+
+
+def test_two_names_with_one_slug_word_for_word(tiny_config):
+    tiny_config["experiments"]["a_b"] = copy.deepcopy(_exp(tiny_config))
+    tiny_config["experiments"]["a-b"] = copy.deepcopy(_exp(tiny_config))
+    assert _message(tiny_config) == ("experiments: 'a_b' and 'a-b' differ only in punctuation (both read as 'a-b' "
+                                     "in the report); rename one")
+
+
+def test_report_refusals_word_for_word():
+    assert _design_message({}, {"report": {"main": ["e", "x"]}}) == (
+        "report.main[1]: no experiment 'x' in this plan (experiments: e)")
+    assert _design_message({}, {"report": {"appendix": ["x"]}}) == (
+        "report.appendix[0]: no experiment 'x' in this plan (experiments: e)")
+    assert _design_message({}, {"report": {"appendix": ["e", "e"]}}) == "report.appendix: an experiment is listed twice"
+    assert _design_message({}, {"report": {"main": ["e", "e"]}}) == "report.main: an experiment is listed twice"
+    assert _design_message({}, {"report": {"main": ["e"], "appendix": ["e"]}}) == (
+        "report: e listed in both main and appendix")
+
+
+def test_the_report_places_every_experiment_not_in_the_appendix_in_main(tiny_config):
+    for name in ("b", "c"):
+        tiny_config["experiments"][name] = copy.deepcopy(_exp(tiny_config))
+    tiny_config["report"] = {"appendix": ["b"], "name": "paper2", "survey": False}
+    report = load_plan(tiny_config).report
+    assert (report.main, report.appendix, report.name, report.survey) == (("exp", "c"), ("b",), "paper2", False)
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def test_the_experiment_keeps_its_title_description_and_resolved_sections():
+    exp = _plan({"title": "T", "description": "D", "seeds": [3, 1], "sweep": {"train.lr": [0.1]},
+                 "model": {"width": 7}}).experiments[0]
+    assert (exp.title, exp.description, exp.seeds, exp.model.width, exp.train.lr) == ("T", "D", (3, 1), 7, 0.1)
+    assert exp.task.input_dim == 3 and exp.study == "sweep"
+
+
+def test_the_varied_keys_list_each_value_once_in_order_of_first_occurrence():
+    exp = _plan({"sweep": {"model.width": [4, 2]},
+                 "cases": [{"model.depth": 3}, {"model.depth": 1, "train.lr": 0.5}, {"train.lr": 0.25}]}).experiments[0]
+    base_lr = exp.train.lr
+    assert exp.model.depth == 1  # the third case's depth: the same as the second's, listed once
+    assert exp.sweep == (("model.width", (4, 2)), ("model.depth", (3, 1)),
+                         ("train.lr", (base_lr, 0.5, 0.25)))
+    assert exp.plot.x == "model.width"
+    assert [dict(r.point) for r in exp.runs[:3]] == [
+        {"model.width": 4, "model.depth": 3, "train.lr": base_lr},
+        {"model.width": 4, "model.depth": 1, "train.lr": 0.5},
+        {"model.width": 4, "model.depth": exp.model.depth, "train.lr": 0.25}]
+
+
+def test_study_parameters_shape_groups_and_identities():
+    """Two values of a study parameter: two groups; runs carry the parameters."""
+    exp = _plan({"study": "double_descent", "task": {"name": "teacher", "input_dim": 3, "n_train": 32, "n_test": 32},
+                 "sweep": {"task.label_noise": [0.0, 0.1]}}).experiments[0]
+    assert len(exp.groups) == 2
+    assert all(r.params == exp.params for r in exp.runs) and exp.params
+    assert len({r.run_id for r in exp.runs}) == len(exp.runs)
+
+
+def test_a_group_holds_every_seed_of_its_point_in_order():
+    exp = _plan({"seeds": [5, 2, 9], "sweep": {"model.width": [2, 3]}}).experiments[0]
+    assert [[r.seed for r in g.runs] for g in exp.groups] == [[5, 2, 9], [5, 2, 9]]
+    assert [g.study for g in exp.groups] == ["sweep", "sweep"] and [g.experiment for g in exp.groups] == ["e", "e"]
+    assert exp.groups[0].data_id == exp.groups[1].data_id  # the same data set: only the width differs
