@@ -17,8 +17,8 @@ from mathdl import config as cfg
 from mathdl import resources
 from mathdl.config import ConfigError, load_plan, read_config_file
 
-STUDY_NAMES = ("approximation, curse, depth_separation, double_descent, lazy_training, optimizers, overfitting, "
-               "random_labels, regularization, representation, residual, sgd_linear, sweep")
+STUDY_NAMES = ("approximation, curse, deep_double_descent, depth_separation, double_descent, lazy_training, "
+               "optimizers, overfitting, random_labels, regularization, representation, residual, sgd_linear, sweep")
 AT_FIRST_POINT = " (at sweep point model.width=2, train.lr=0.1)"
 
 
@@ -425,17 +425,16 @@ def _design_message(exp: dict, top: dict | None = None) -> str:
     return str(info.value)
 
 
-MODEL_KEYS = ("model.depth, model.width, model.activation, model.residual, model.residual_scale, model.init, "
-              "model.output_scale, model.param_budget")
+MODEL_KEYS = "arch, module, kwargs, depth, width, activation, residual, residual_scale, init, output_scale, param_budget"
 
 
 @pytest.mark.parametrize(
     "exp, expected",
     [
         ({"sweep": {"model.widht": [2]}},
-         f"experiments.e.sweep: 'model.widht' is not a key of model (did you mean model.width?); valid: {MODEL_KEYS}"),
-        ({"sweep": {"model.qqqqq": [2]}}, f"experiments.e.sweep: 'model.qqqqq' is not a key of model; valid: {MODEL_KEYS}"),
-        ({"sweep": {"params.zzz": [2]}}, "experiments.e.sweep: 'params.zzz' is not a key of params; valid: "),
+         f"experiments.e.sweep: 'model.widht' is not a key of model (did you mean model.width?); valid keys of model: {MODEL_KEYS}"),
+        ({"sweep": {"model.qqqqq": [2]}}, f"experiments.e.sweep: 'model.qqqqq' is not a key of model; valid keys of model: {MODEL_KEYS}"),
+        ({"sweep": {"params.zzz": [2]}}, "experiments.e.sweep: 'params.zzz' is not a key of params; valid keys of params: "),
         ({"sweep": {"model.width": [2, 2]}}, "experiments.e.sweep.model.width: values repeat"),
         ({"sweep": {"model.width": [2, 0]}}, "experiments.e.sweep.model.width[1]: 0 is less than the minimum of 1"),
         ({"cases": [{"model.width": 2}, {"model.width": 0}]},

@@ -267,6 +267,11 @@ def _check_architecture(study: str, group: GroupSpec, where: str, at: str, built
 
     model, train, task = group.model, group.train, group.task
     arch = model.arch
+    allowed = STUDIES[study].model_archs
+    if arch not in allowed:
+        others = [name for name, s in STUDIES.items() if arch in s.model_archs]
+        raise ConfigError(f"{where}.model.arch: study {study} trains {' and '.join(allowed)} networks, not {arch} "
+                          f"({arch} trains in {', '.join(others)}){at}")
     if arch != "module":
         for key, value in (("module", model.module), ("kwargs", model.kwargs)):
             if value:
@@ -277,10 +282,6 @@ def _check_architecture(study: str, group: GroupSpec, where: str, at: str, built
                 raise ConfigError(f"{where}.train.{key}: augmentation is for image networks (model.arch cnn, resnet18 "
                                   f"or module); a fully connected network trains on flat rows{at}")
         return
-    allowed = STUDIES[study].model_archs
-    if arch not in allowed:
-        raise ConfigError(f"{where}.model.arch: study {study} trains {' and '.join(allowed)} networks, not {arch} "
-                          f"(image networks train in the study sweep){at}")
     if image_shape(task) is None:
         raise ConfigError(f"{where}.model.arch: {arch} needs an image data set (task.name digits, mnist, "
                           f"fashion_mnist or cifar10), not {task.name}{at}")
