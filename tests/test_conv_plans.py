@@ -105,7 +105,8 @@ def test_resmlp_is_the_residual_mlp_with_its_runs():
         ({"arch": "mlp"}, {"augment_crop": 2}, {}, "sweep", r"train.augment_crop: augmentation is for image networks"),
         ({"arch": "mlp"}, {"augment_flip": True}, {}, "sweep", r"train.augment_flip: augmentation is for image networks"),
         ({}, {}, {"name": "teacher"}, "sweep", r"model.arch: cnn needs an image data set .* not teacher"),
-        ({}, {}, {}, "overfitting", r"model.arch: study overfitting trains mlp networks, not cnn"),
+        ({}, {}, {}, "overfitting", r"model.arch: study overfitting trains mlp networks, not cnn \(cnn trains in "
+                                    r"deep_double_descent, sweep\)"),
         ({"arch": "module"}, {}, {}, "sweep", r"model.module: arch module needs the class to train"),
         ({"arch": "cnn2"}, {}, {}, "sweep", r"model.arch: 'cnn2' is not one of 'mlp', 'resmlp', 'cnn'"),
     ],
@@ -130,9 +131,11 @@ def test_a_swept_architecture_key_is_refused_at_its_point():
     _refused(_plan(sweep={"model.depth": [1, 3]}), r"model.depth: cnn does not use it .* \(at sweep point model.depth=3\)")
 
 
-def test_every_study_but_sweep_refuses_image_networks():
+def test_only_sweep_and_deep_double_descent_train_image_networks():
     assert STUDIES["sweep"].model_archs == ("mlp", "cnn", "resnet18", "module")
-    assert all(s.model_archs == ("mlp",) for name, s in STUDIES.items() if name != "sweep")
+    assert STUDIES["deep_double_descent"].model_archs == ("cnn", "resnet18")
+    others = [s for name, s in STUDIES.items() if name not in ("sweep", "deep_double_descent")]
+    assert others and all(s.model_archs == ("mlp",) for s in others)
 
 
 # ----------------------------------------------------------------------------- the group's own module
