@@ -24,7 +24,7 @@ a = torch.randn(256, 256)
 for _ in range(20):
     a = (a @ a).tanh()
 start = time.process_time()
-time.sleep(0.5)
+time.sleep(1.0)
 print(time.process_time() - start)
 """
 
@@ -40,10 +40,11 @@ def cpu_seconds_while_asleep(extra_env: dict) -> float:
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores for OpenMP workers")
 def test_idle_workers_sleep_with_the_setting_and_spin_without():
     # With mathdl's setting the workers spin ~1,000 rounds (microseconds) and sleep.
-    assert cpu_seconds_while_asleep({}) < 0.05
+    assert cpu_seconds_while_asleep({}) < 0.03
     # The same probe with a spin that never ends burns CPU while the main thread sleeps: the
     # variable is read by torch's runtime, and the probe sees the difference.
-    assert cpu_seconds_while_asleep({"GOMP_SPINCOUNT": "infinite"}) > 0.1
+    # (A spinning worker gets at least 1/8 of a core even with a load of 16 on two cores.)
+    assert cpu_seconds_while_asleep({"GOMP_SPINCOUNT": "infinite"}) > 0.05
 
 
 def test_configure_keeps_a_users_setting_and_says_when_it_is_too_late():
