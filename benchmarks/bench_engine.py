@@ -189,10 +189,20 @@ def loop_warm_up(args, width: int, data, dev) -> None:
     loop_one_model(0, short, width, data, dev, {1})
 
 
+# A CPU-bound process that ends by itself when its parent does (a killed benchmark leaves no spinner).
+BUSY_LOOP = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
+
+
 @contextlib.contextmanager
 def competing_processes(n: int):
     """``n`` CPU-bound processes (a Python busy loop each) running for the duration of the block."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n)]
     try:
         if procs:
             time.sleep(0.3)  # let them start and take their cores
