@@ -619,3 +619,32 @@ def test_a_group_holds_every_seed_of_its_point_in_order():
     assert [[r.seed for r in g.runs] for g in exp.groups] == [[5, 2, 9], [5, 2, 9]]
     assert [g.study for g in exp.groups] == ["sweep", "sweep"] and [g.experiment for g in exp.groups] == ["e", "e"]
     assert exp.groups[0].data_id == exp.groups[1].data_id  # the same data set: only the width differs
+
+
+def test_a_study_parameter_is_part_of_the_group_and_run_identities():
+    """Two values of a swept study parameter and nothing else: two groups, four distinct runs, and
+    the ids they had when they were recorded (result files are named by them; a resumed plan finds
+    its results by them), on one data set (data_id hashes the task alone)."""
+    exp = _plan({"study": "double_descent", "seeds": [0, 1],
+                 "task": {"name": "teacher", "input_dim": 3, "n_train": 32, "n_test": 32},
+                 "sweep": {"params.method": ["random_features", "network"]}}).experiments[0]
+    assert [g.group_id for g in exp.groups] == ["196ee358d7", "6c1247ee72"]
+    assert [[r.run_id for r in g.runs] for g in exp.groups] == [["793f69ee54", "108dedda2b"],
+                                                                 ["3c9e72b385", "ef36528315"]]
+    assert [r.params["method"] for r in exp.runs] == ["random_features"] * 2 + ["network"] * 2
+
+
+def test_a_groups_data_id_is_the_hash_of_its_task():
+    import dataclasses
+
+    exp = _plan({"sweep": {"task.label_noise": [0.0, 0.1], "model.width": [2, 3]}}).experiments[0]
+    ids = [g.data_id for g in exp.groups]
+    for group in exp.groups:
+        assert group.data_id == cfg.stable_hash(dataclasses.asdict(group.runs[0].task))
+    assert ids[0] == ids[1] != ids[2] == ids[3]  # widths share a data set; label noises do not
+
+
+def test_a_budget_without_a_point_names_none():
+    assert _design_message({"sweep": {}, "model": {"param_budget": 5}}) == (
+        "experiments.e.model.param_budget: a budget of 5 parameters is below the smallest network's 8 (width 1, "
+        "depth 1, 3 inputs, 2 outputs)")
