@@ -163,3 +163,12 @@ def test_braced_refuses_unbalanced_input():
     assert html_report.braced(r"{a{b}\}c}rest", 0) == (r"a{b}\}c", 9)
     with pytest.raises(ValueError):
         html_report.braced("{a{b}", 0)
+
+
+def test_a_formula_that_mathml_cannot_lay_out_is_shown_as_source():
+    """A superscript without a base (the residual study's dagger) breaks docutils' MathML writer:
+    the cell and the caption show it as LaTeX source, and the page is still written."""
+    table = html_report.Table(label="t", caption=r"Errors ($^\dagger$: at the edge of the grid).",
+                              header=[["lr", "error"]], rows=[[r"\num{0.1}$^\dagger$", r"\num{0.2}"]])
+    page = html_report.table_html(table)
+    assert "^\\dagger" in page and page.count("<td") == 2

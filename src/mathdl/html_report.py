@@ -250,7 +250,10 @@ def _math_renders(latex: str) -> bool:
     try:
         # docutils' math parser prints what it does not know ("* Unknown command"): kept out of the log
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            html = publish_parts(f":math:`{latex}`", writer="html", settings_overrides=_QUIET)["body"]
+            # the writer and math output of the report's pages (_rst_to_html): MathML fails on some
+            # formulas the plain HTML math output takes, such as a superscript without a base
+            html = publish_parts(f":math:`{latex}`", writer="html5",
+                                 settings_overrides={**_QUIET, "math_output": "MathML"})["body"]
     except Exception:  # docutils raises its SystemMessage (or a parser error) on what it cannot read
         return False
     return 'class="unknown"' not in html and "system-message" not in html and "Unknown command" not in html
