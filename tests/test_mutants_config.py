@@ -648,3 +648,119 @@ def test_a_budget_without_a_point_names_none():
     assert _design_message({"sweep": {}, "model": {"param_budget": 5}}) == (
         "experiments.e.model.param_budget: a budget of 5 parameters is below the smallest network's 8 (width 1, "
         "depth 1, 3 inputs, 2 outputs)")
+
+
+# ----------------------------------------------------------------------------- second pass
+
+
+def test_the_plan_keeps_its_top_level_settings_and_the_resolved_config():
+    from mathdl.studies import STUDIES
+
+    defaults = copy.deepcopy(STUDIES["sweep"].defaults)
+    plan = load_plan({"device": "cpu", "threads": 3, "gpus_for_auto": True, "experiments": {"a": {
+        "study": "sweep", "seeds": [0], "task": {"input_dim": 3, "n_train": 32, "n_test": 32}, "train": {"epochs": 1}}}})
+    assert (plan.device, plan.threads, plan.gpus_for_auto) == ("cpu", 3, True)
+    resolved = plan.resolved["experiments"]["a"]
+    assert resolved["task"]["n_val"] == 0 and resolved["task"]["label_noise"] == 0.2  # schema and study defaults
+    # no design given: the study's default sweep, and the study's defaults themselves left as they were
+    assert resolved["sweep"] == defaults["sweep"] and dict(plan.experiments[0].sweep) == {
+        k: tuple(v) for k, v in defaults["sweep"].items()}
+    assert STUDIES["sweep"].defaults == defaults
+
+
+def test_merging_leaves_the_studys_defaults_untouched():
+    """The merged experiment is a copy: filling in schema defaults and budgets does not write into
+    the study's defaults (which every later plan starts from)."""
+    from mathdl.studies import STUDIES
+
+    before = copy.deepcopy(STUDIES["residual"].defaults)
+    load_plan({"device": "cpu", "experiments": {"r": {"study": "residual", "seeds": [0]}}})
+    assert STUDIES["residual"].defaults == before
+
+
+def test_an_experiment_that_is_not_a_mapping_does_not_stop_the_others_checks():
+    message = _message({"device": "cpu", "experiments": {"a": 3, "b": {"seeds": [0]}}})
+    assert message == f"experiments.b: missing key 'study' (one of {STUDY_NAMES})"
+
+
+def test_a_value_whose_text_holds_a_colon_is_quoted_whole():
+    assert _design_message({"sweep": {"train.lr": [{"a": 1}]}}) == (
+        "experiments.e.sweep.train.lr[0]: {'a': 1} is not of type number")
+
+
+def test_a_swept_budget_in_a_study_that_computes_its_runs_names_the_sweep():
+    assert _design_message({"study": "approximation", "sweep": {"model.param_budget": [0, 100]}}) == (
+        "experiments.e.sweep.model.param_budget: study approximation computes its runs itself, so no width chosen "
+        "for a budget would be used; param_budget works with studies that train with the engine (sweep)")
+
+
+@pytest.mark.parametrize("budget", [{"model": {"param_budget": 1}}, {"cases": [{"model.param_budget": 1}]}])
+def test_a_budget_of_1_is_a_budget(budget):
+    assert _design_message({**budget, "sweep": {"model.width": [2, 3]}}) == (
+        "experiments.e.sweep.model.width: the width is chosen by model.param_budget; vary the budget instead, or "
+        "set param_budget to 0")
+
+
+def test_report_lists_are_joined_with_commas(tiny_config):
+    tiny_config["experiments"] = {"a": _exp(tiny_config), "b": copy.deepcopy(_exp(tiny_config))}
+    tiny_config["report"] = {"main": ["x"]}
+    assert _message(copy.deepcopy(tiny_config)) == "report.main[0]: no experiment 'x' in this plan (experiments: a, b)"
+    tiny_config["report"] = {"main": ["a", "b"], "appendix": ["b", "a"]}
+    assert _message(tiny_config) == "report: a, b listed in both main and appendix"
+
+
+def test_a_study_training_two_architectures_names_both():
+    exp = {"study": "deep_double_descent", "seeds": [0], "model": {"arch": "mlp"},
+           "task": {"name": "digits", "n_train": 64, "n_test": 64}}
+    assert _message({"device": "cpu", "experiments": {"e": exp}}).startswith(
+        "experiments.e.model.arch: study deep_double_descent trains cnn and resnet18 networks, not mlp (mlp trains in ")
+
+
+OWN_NETS = '''
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, hidden=4):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class WrongOut(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)
+'''
+
+
+@pytest.fixture
+def own_nets(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "own_nets_m.py").write_text(OWN_NETS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "own_nets_m"
+    sys.modules.pop("own_nets_m", None)
+
+
+def _own(own_nets, design: dict) -> dict:
+    return {"task": {"name": "digits", "n_train": 64, "n_test": 64},
+            "model": {"arch": "module", "module": f"{own_nets}:Net"}, **design}
+
+
+def test_every_distinct_own_module_of_a_plan_is_built(own_nets):
+    """Groups differing in their module or its kwargs are each built (a bad one in a later group is
+    found); one message names the key and the point."""
+    assert _design_message(_own(own_nets, {"sweep": {"model.kwargs": [{"hidden": 3}, {"hidden": -4}]}})) == (
+        "experiments.e.model.kwargs: own_nets_m:Net(hidden=-4) failed: RuntimeError: Trying to create tensor with "
+        "negative dimension -4: [-4, 64] (at sweep point model.kwargs={'hidden': -4})")
+    assert _design_message(_own(own_nets, {"cases": [{"model.kwargs": {"hidden": 3}},
+                                                     {"model.module": f"{own_nets}:WrongOut", "model.kwargs": {}}]})) == (
+        "experiments.e.model.module: own_nets_m:WrongOut maps images (2, 1, 8, 8) to (2, 64); the task needs (2, 10) "
+        "(at sweep point model.kwargs={}, model.module=own_nets_m:WrongOut)")
+    exp = _own(own_nets, {"sweep": {}})
+    exp["model"]["module"] = f"{own_nets}:WrongOut"
+    assert _design_message(exp) == ("experiments.e.model.module: own_nets_m:WrongOut maps images (2, 1, 8, 8) to "
+                                    "(2, 64); the task needs (2, 10)")
