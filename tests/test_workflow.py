@@ -85,7 +85,7 @@ def _variant(finished: Path, name: str, change) -> str:
 def test_plot_option_reruns_only_figures_and_report(finished):
     cfg = _variant(finished, "plot_change", lambda c: c.setdefault("plot", {}).update(palette="deep"))
     jobs = jobs_to_run(snakemake(finished, "--configfile", cfg, "-n"))
-    assert set(jobs) == {"figures", "report_pieces", "compile_document", "all"}, jobs
+    assert set(jobs) == {"figures", "report_pieces", "compile_document", "html_report_pieces", "all"}, jobs
 
 
 @needs_tex
