@@ -764,3 +764,11 @@ def test_every_distinct_own_module_of_a_plan_is_built(own_nets):
     exp["model"]["module"] = f"{own_nets}:WrongOut"
     assert _design_message(exp) == ("experiments.e.model.module: own_nets_m:WrongOut maps images (2, 1, 8, 8) to "
                                     "(2, 64); the task needs (2, 10)")
+
+
+@pytest.mark.parametrize("design, at", [({"sweep": {}}, ""), ({"sweep": {"train.lr": [0.1]}}, " (at point train.lr=0.1)")])
+def test_a_budget_of_an_image_network_names_its_point_if_any(design, at):
+    exp = {"task": {"name": "digits", "n_train": 64, "n_test": 64}, "model": {"arch": "cnn", "param_budget": 100},
+           **design}
+    assert _design_message(exp) == ("experiments.e.model.param_budget: a budget chooses the width of a fully "
+                                    "connected network, not of cnn (vary model.width)" + at)
