@@ -238,3 +238,24 @@ def test_make_group_builds_what_the_config_builds():
     assert [(r.seed, r.train.lr) for r in group.runs] == [(0, 0.01), (1, 0.01), (0, 0.02), (1, 0.02)]
     with pytest.raises(ValueError, match=r"^train: unknown keys \['bogus'\]; valid: "):
         _group(train={"bogus": 1})
+
+
+# ----------------------------------------------------------------------------- early stopping, one run
+
+
+def test_a_single_runs_selected_epoch_off_the_schedule_gets_its_own_rows():
+    """One run, early stopping, an evaluation schedule of epochs 0, 1 and 12: its best validation
+    epoch (3) is not scheduled, so the metrics at it are recorded as an extra row set, one row per
+    (split, metric) as at a scheduled epoch, all finite."""
+    from mathdl.tables import Tables
+
+    group = _group(seeds=(0,), task={"label_noise": 0.4, "n_train": 48}, model={"width": 64},
+                   train={"early_stopping": True, "patience": 0, "eval_points": 2, "epochs": 12, "lr": 0.003,
+                          "optimizer": "adam"})
+    result = engine.train(group, make_dataset(group.task), progress=False)
+    assert int(result.runs["selected_epoch"][0]) == 3
+    rows = result.metrics.groupby("epoch")[["split", "metric"]].apply(lambda f: sorted(zip(f["split"], f["metric"])))
+    assert sorted(rows.index) == [0, 1, 3, 12] and rows[3] == rows[12]
+    assert result.metrics.query("epoch == 3")["value"].notna().all()
+    selected = Tables(result.metrics, result.runs).selected()
+    assert selected[["val_loss", "val_error", "test_loss", "test_error"]].notna().all().all()
