@@ -259,3 +259,14 @@ def test_a_single_runs_selected_epoch_off_the_schedule_gets_its_own_rows():
     assert result.metrics.query("epoch == 3")["value"].notna().all()
     selected = Tables(result.metrics, result.runs).selected()
     assert selected[["val_loss", "val_error", "test_loss", "test_error"]].notna().all().all()
+
+
+def test_epochs_in_the_tables_are_integers():
+    """Epochs are integers in both tables (parquet keeps the dtype; the analyses compare them
+    with ==): the metrics' epoch, and the runs' selected, stopped and diverged epochs."""
+    group = _group(seeds=(0, 1), train={"early_stopping": True, "patience": 1, "epochs": 3})
+    result = engine.train(group, make_dataset(group.task), progress=False)
+    assert result.metrics["epoch"].dtype == np.int64
+    for column in ("selected_epoch", "stopped_epoch", "diverged_epoch"):
+        assert result.runs[column].dtype == np.int64, column
+    assert result.runs["diverged"].dtype == bool
