@@ -270,3 +270,4 @@ def test_epochs_in_the_tables_are_integers():
     for column in ("selected_epoch", "stopped_epoch", "diverged_epoch"):
         assert result.runs[column].dtype == np.int64, column
     assert result.runs["diverged"].dtype == bool
+    assert not result.runs["diverged"].any() and (result.runs["diverged_epoch"] == -1).all()  # -1: never diverged
