@@ -271,3 +271,11 @@ def test_epochs_in_the_tables_are_integers():
         assert result.runs[column].dtype == np.int64, column
     assert result.runs["diverged"].dtype == bool
     assert not result.runs["diverged"].any() and (result.runs["diverged_epoch"] == -1).all()  # -1: never diverged
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal of a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_refused_in_one_line():
+    with pytest.raises(RuntimeError) as info:
+        engine.resolve_device("cuda")
+    assert str(info.value) == "device: cuda was asked for, but torch sees no CUDA device"
+    assert engine.resolve_device("auto") == torch.device("cpu")
