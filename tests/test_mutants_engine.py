@@ -279,3 +279,22 @@ def test_cuda_on_a_machine_without_it_is_refused_in_one_line():
         engine.resolve_device("cuda")
     assert str(info.value) == "device: cuda was asked for, but torch sees no CUDA device"
     assert engine.resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    "task, train, message",
+    [
+        ({"kind": "regression"}, {"loss": "cross_entropy"},
+         "train.loss: cross_entropy needs a classification task (task.kind is regression)"),
+        ({"kind": "regression"}, {"loss": "hinge"}, "train.loss: hinge needs a classification task (task.kind is regression)"),
+        ({"n_val": 0}, {"early_stopping": True},
+         "train.early_stopping selects on the validation split: set task.n_val > 0"),
+        ({}, {"dtype": "float16"}, f"unknown dtype 'float16'; valid: {', '.join(engine.DTYPES)}"),
+    ],
+)
+def test_check_refuses_a_group_that_cannot_train_in_one_line(task, train, message):
+    group = _group(seeds=(0,), task=task, train=train)
+    with pytest.raises(ValueError) as info:
+        engine.train(group, make_dataset(group.task), progress=False)
+    assert str(info.value) == message
+    assert len(engine.DTYPES) > 1
