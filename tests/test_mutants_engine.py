@@ -298,3 +298,12 @@ def test_check_refuses_a_group_that_cannot_train_in_one_line(task, train, messag
         engine.train(group, make_dataset(group.task), progress=False)
     assert str(info.value) == message
     assert len(engine.DTYPES) > 1
+
+
+def test_make_group_names_every_valid_key_of_a_section():
+    from mathdl.config import load_schema
+
+    valid = ", ".join(load_schema()["$defs"]["train"]["properties"])
+    with pytest.raises(ValueError) as info:
+        _group(train={"bogus": 1, "lrr": 2})
+    assert str(info.value) == f"train: unknown keys ['bogus', 'lrr']; valid: {valid}"
