@@ -55,6 +55,16 @@ def test_a_loss_for_classes_on_a_regression_task_is_refused(tiny_config):
     _refused(tiny_config, r"train.loss: hinge needs a classification task; task.kind is regression")
 
 
+def test_integers_written_as_floats_are_refused_with_the_integer_to_write(tiny_config):
+    # JSON Schema counts 4.0 as an integer: a width of 4.0 failed inside the parameter count, and a
+    # sweep over [2, 2.0] trained the same network twice under two ids.
+    tiny_config["experiments"]["exp"]["model"] = {"width": 4.0}
+    _refused(tiny_config, r"^experiments.exp.model.width: 4.0 is not an integer \(write 4\)$")
+    tiny_config["experiments"]["exp"]["model"] = {}
+    tiny_config["experiments"]["exp"]["sweep"] = {"model.width": [2, 2.0]}
+    _refused(tiny_config, r"^experiments.exp.sweep.model.width\[1\]: 2.0 is not an integer \(write 2\)$")
+
+
 def test_a_refused_sweep_value_names_its_point(tiny_config):
     tiny_config["experiments"]["exp"]["sweep"] = {"task.label_noise": [0.1, 2.0]}
     _refused(tiny_config, r"label_noise: 2.0 is a fraction .* \(at sweep point task.label_noise=2.0\)")

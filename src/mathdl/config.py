@@ -381,7 +381,15 @@ def _extend_with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultFillingValidator = _extend_with_defaults(jsonschema.Draft202012Validator)
+# JSON Schema counts 4.0 as an integer; Python does not (a width of 4.0 fails deep in the code, and
+# a sweep over [2, 2.0] would train one network twice under two ids): integers must be written so.
+_StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+_DefaultFillingValidator = _extend_with_defaults(_StrictValidator)
 
 
 def _key_path(parts) -> str:
@@ -405,6 +413,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: must not be empty"
     if error.validator == "minProperties" and error.validator_value == 1:
         return f"{where}: must hold at least one entry"
+    if error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float) \
+            and error.instance.is_integer() and abs(error.instance) < 1e18:
+        return f"{where}: {_short(error.instance)} is not an integer (write {int(error.instance)})"
     if error.validator == "type":
         return f"{where}: {_short(error.instance)} is not of type {error.validator_value}"
     if error.validator == "pattern" and "propertyNames" in error.schema_path:
@@ -495,7 +506,7 @@ def _check_design(name: str, exp: dict, params_schema: dict, defs: dict) -> list
             hint = f" (did you mean {section}.{close[0]}?)" if close else ""
             raise ConfigError(f"{at}.{where}: {key!r} is not a key of {section}{hint}; "
                               f"valid keys of {section}: {', '.join(props)}")
-        sub_validator = jsonschema.Draft202012Validator(props[sub])
+        sub_validator = _StrictValidator(props[sub])
         for i, value in enumerate(values):
             err = _first_error(sub_validator, value)
             if err is not None:
