@@ -307,3 +307,18 @@ def test_make_group_names_every_valid_key_of_a_section():
     with pytest.raises(ValueError) as info:
         _group(train={"bogus": 1, "lrr": 2})
     assert str(info.value) == f"train: unknown keys ['bogus', 'lrr']; valid: {valid}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_targets_are_on_the_runs_dtype_and_labels_stay_integers(dtype):
+    # Targets of any float type (the teacher's are float32; a group's own loader may give float64)
+    # are held in the run's dtype on the device, like the inputs; class labels stay int64.
+    want, other = getattr(torch, dtype), np.float64 if dtype == "float32" else np.float32
+    group = _group(task={"kind": "regression", "n_classes": 2}, train={"dtype": dtype, "loss": "mse"})
+    data = make_dataset(group.task)
+    data = dataclasses.replace(data, **{f"y_{s}": getattr(data, f"y_{s}").astype(other) for s in ("train", "val", "test")})
+    arch = models.architecture(group.model, data.x_train.shape[1], data.n_outputs)
+    ens = engine._Ensemble(group.runs, group.train, arch, data, torch.device("cpu"), eval_budget=1e9)
+    assert {t.dtype for t in ens.y.values()} == {want} and {t.dtype for t in ens.x.values()} == {want}
+    labels = _ensemble(dtype=dtype)
+    assert {t.dtype for t in labels.y.values()} == {torch.int64}
