@@ -238,3 +238,16 @@ def test_plot_channels_name_distinct_varied_keys():
     ]
     for plot, match in bad:
         _refused({**copy.deepcopy(design), "plot": plot}, match)
+
+
+def test_mathdl_plan_prints_the_width_a_budget_chose_and_its_count(root, capsys):
+    from mathdl import cli, resources
+
+    path = root / "config" / "examples" / "depth_at_fixed_budget.yaml"
+    assert cli.main(["plan", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    exp = load_plan(path).experiments[0]
+    for group in exp.groups:
+        (line,) = [x for x in lines if group.group_id in x]
+        width, count = group.runs[0].model.width, resources.parameter_count(group)
+        assert line.endswith(f"; width {width} ({count:,} parameters)")

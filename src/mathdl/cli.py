@@ -41,6 +41,11 @@ def cmd_plan(args) -> int:
         print(f"{e.name} (study {e.study}): {len(e.groups)} groups, {len(e.runs)} runs")
         for g in e.groups:
             point = ", ".join(f"{k}={v}" for k, v in g.runs[0].point) or "no sweep"
+            model = g.runs[0].model
+            if getattr(model, "param_budget", 0):  # the width the budget chose, and what it gives
+                from mathdl import resources
+
+                point += f"; width {model.width} ({resources.parameter_count(g):,} parameters)"
             print(f"  group {g.group_id}: {len(g.runs)} runs; {point}")
     return 0
 
