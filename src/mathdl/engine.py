@@ -221,6 +221,19 @@ class _DropoutMasks:
         return h * torch.stack(masks).to(self.dev, non_blocking=True)  # (M, width, B)
 
 
+def norm_metrics(layers) -> dict[str, torch.Tensor]:
+    """The parameter metrics from each layer's squared norm, squared distance from initialization
+    and squared initial norm (each (M,), layers in forward order): per layer and in total."""
+    out, norms, dists, inits = {}, [], [], []
+    for l, (norm, dist, init) in enumerate(layers, start=1):
+        out[f"weight_norm_layer{l}"] = norm.sqrt()
+        out[f"rel_dist_init_layer{l}"] = (dist / init).sqrt()
+        norms.append(norm), dists.append(dist), inits.append(init)
+    out["weight_norm"] = sum(norms).sqrt()
+    out["rel_dist_init"] = (sum(dists) / sum(inits)).sqrt()
+    return out
+
+
 class _Ensemble:
     """One chunk of runs: parameters, optimizer, generators, data on the device, bookkeeping."""
 
@@ -365,18 +378,12 @@ class _Ensemble:
         def sq(ts):
             return sum(t.flatten(1).pow(2).sum(1) for t in ts)
 
-        out = {}
         layers = [(2 * i, 2 * i + 1) for i in range(len(self.arch.layers))]
-        norms, dists, inits = [], [], []
-        for l, (w, b) in enumerate(layers, start=1):
-            norm, dist = sq([params[w], params[b]]), sq([params[w] - self.init[w], params[b] - self.init[b]])
-            init = sq([self.init[w], self.init[b]])
-            out[f"weight_norm_layer{l}"] = norm.sqrt()
-            out[f"rel_dist_init_layer{l}"] = (dist / init).sqrt()
-            norms.append(norm), dists.append(dist), inits.append(init)
-        out["weight_norm"] = sum(norms).sqrt()
-        out["rel_dist_init"] = (sum(dists) / sum(inits)).sqrt()
-        return out
+        return norm_metrics(
+            (sq([params[w], params[b]]), sq([params[w] - self.init[w], params[b] - self.init[b]]),
+             sq([self.init[w], self.init[b]]))
+            for w, b in layers
+        )
 
     def metrics(self, params: Sequence[torch.Tensor]) -> list[tuple[str, str, torch.Tensor]]:
         rows = [

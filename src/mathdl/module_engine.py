@@ -613,14 +613,8 @@ class _ModuleEnsemble(engine._Ensemble):
     def parameter_metrics(self, params: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Norms and relative distances from initialization, in total and per layer: each (M,)."""
         theta = params[0]
-        out, norms, dists, inits = {}, [], [], []
-        for l, (a, b) in enumerate(self.layout.layers, start=1):
-            norm = theta[:, a:b].pow(2).sum(1)
-            dist = (theta[:, a:b] - self.init[:, a:b]).pow(2).sum(1)
-            init = self.init[:, a:b].pow(2).sum(1)
-            out[f"weight_norm_layer{l}"] = norm.sqrt()
-            out[f"rel_dist_init_layer{l}"] = (dist / init).sqrt()
-            norms.append(norm), dists.append(dist), inits.append(init)
-        out["weight_norm"] = sum(norms).sqrt()
-        out["rel_dist_init"] = (sum(dists) / sum(inits)).sqrt()
-        return out
+        return engine.norm_metrics(
+            (theta[:, a:b].pow(2).sum(1), (theta[:, a:b] - self.init[:, a:b]).pow(2).sum(1),
+             self.init[:, a:b].pow(2).sum(1))
+            for a, b in self.layout.layers
+        )
