@@ -29,6 +29,13 @@ How the M runs of a group are held and stepped:
   optimizer state and running statistics. The two paths compute the same function and differ
   only in how PyTorch orders the arithmetic (float64 results agree to about 1e-10);
   ``choose_batching`` picks one from measurements (see ``CPU_VMAP_MAX_MACS``).
+- Mixed precision (``train.mixed_precision``): each forward pass runs under bfloat16 autocast
+  (``torch.autocast``: convolutions and matrix products in bfloat16, the operations torch lists
+  as needing float32 in float32); parameters, gradients, optimizer state and the loss stay in the
+  group's dtype (float32), so no loss scaling is needed. Evaluation runs the same way. On a GPU
+  the loop path also feeds its modules channels-last images (``channels_last``), the memory
+  layout that cuDNN's fastest convolutions want; that changes how the arithmetic is ordered,
+  not what is computed.
 - Metrics are those of ``mathdl.engine``: loss and error per split in eval mode (running
   statistics), ``weight_norm`` and ``rel_dist_init``, and per layer l (each module that owns
   parameters, in ``named_parameters`` order: a convolution, a batch norm's scale and shift, the
@@ -116,6 +123,7 @@ def train(
     input_shape: tuple[int, int, int] | None = None,
     augmentation: Augmentation | None = None,
     batching: str = "auto",
+    channels_last: bool | None = None,
     progress: bool | None = None,
     memory_budget_mb: float | None = None,
 ) -> ModuleTrainResult:
@@ -124,7 +132,8 @@ def train(
     network: what to build (None: from the group's model config). input_shape: (C, H, W) of
     each image when the data set holds flat rows (images (N, C, H, W) need none).
     augmentation: None takes the group's train config (augment_crop, augment_flip).
-    batching: auto (``choose_batching``), vmap or loop. memory_budget_mb: the memory one
+    batching: auto (``choose_batching``), vmap or loop. channels_last: feed the loop path's
+    modules channels-last images (None: on a GPU). memory_budget_mb: the memory one
     chunk of runs may take (None: ``engine.default_memory_budget_mb``).
     """
     start = time.perf_counter()
@@ -153,7 +162,8 @@ def train(
         desc = f"{group.experiment}/{group.group_id} ({len(runs)} runs" + (
             f", chunk {i + 1}/{len(chunks)})" if len(chunks) > 1 else ")"
         )
-        ensemble = _ModuleEnsemble(runs, cfg, network, shape, costs, data, dev, augmentation, batching, 0.25 * budget)
+        ensemble = _ModuleEnsemble(runs, cfg, network, shape, costs, data, dev, augmentation, batching, 0.25 * budget,
+                                   dev.type == "cuda" if channels_last is None else channels_last)
         paths.add(ensemble.batching)
         parts.append((ensemble, ensemble.fit(desc, progress)))
     metrics = engine._in_canonical_order(pd.concat([p[1][0] for p in parts], ignore_index=True), group.runs)
@@ -196,13 +206,21 @@ def bytes_per_run(costs: convnets.Costs, shape: tuple[int, ...], cfg: TrainConfi
     return elem * (copies * costs.parameters + batch * (3 * costs.activations + images))
 
 
-def choose_batching(batching: str, dev: torch.device, macs: int, m: int, module: nn.Module) -> str:
+def choose_batching(batching: str, dev: torch.device, macs: int, m: int, module: nn.Module,
+                    mixed_precision: bool = False) -> str:
     """vmap or loop: what was asked for, else vmap on a GPU and, on a CPU, for networks of at
     most ``CPU_VMAP_MAX_MACS`` multiply-adds per image (``macs``). A module with torch's own
     random layers, which draw from the global generator, is looped (vmap cannot give each run
-    its own stream); so is a single run."""
+    its own stream); so is a single run, and a module with batch norm in mixed precision (vmap's
+    rule for batch norm refuses bfloat16 activations with float32 running statistics: "expected
+    scalar type BFloat16 but found Float", torch 2.13)."""
     if batching not in BATCHING:
         raise ValueError(f"unknown batching {batching!r}; valid: {', '.join(BATCHING)}")
+    if mixed_precision and any(isinstance(m_, nn.modules.batchnorm._BatchNorm) for m_ in module.modules()):
+        if batching == "vmap":
+            raise ValueError("batching vmap: a module with batch norm trains in mixed precision on the loop path only "
+                             "(vmap's batch norm cannot mix bfloat16 activations with float32 statistics)")
+        return "loop"
     if draws_from_global_generator(module):
         if batching == "vmap":
             raise ValueError(
@@ -392,10 +410,12 @@ class _ModuleEnsemble(engine._Ensemble):
     early stopping, divergence bookkeeping and tables; replaces how parameters are held, how a
     step runs and how metrics are computed. ``self.opt.eval_params()`` is [theta, *buffers]."""
 
-    def __init__(self, runs, cfg, network, shape, costs, data, dev, aug, batching, eval_budget):
+    def __init__(self, runs, cfg, network, shape, costs, data, dev, aug, batching, eval_budget, channels_last=False):
         self.runs, self.cfg, self.dev, self.shape, self.aug = list(runs), cfg, dev, shape, aug
         self.m = m = len(self.runs)
         self.dtype = engine.DTYPES[cfg.dtype]
+        if cfg.mixed_precision and self.dtype != torch.float32:
+            raise ValueError(f"mixed precision keeps float32 parameters under bfloat16 autocast; dtype is {cfg.dtype}")
         self.classification = data.kind == "classification"
         self.n_outputs = data.n_outputs
         self.loss_fn = losses.loss_function(cfg.loss)
@@ -413,7 +433,9 @@ class _ModuleEnsemble(engine._Ensemble):
         if len(costs.dropout_shapes) != len(self.dropouts):
             raise ValueError("every mathdl.convnets.Dropout layer of the module must run in its forward pass")
         rates = [[d.p for d in net.modules() if isinstance(d, convnets.Dropout)] for net in nets]
-        self.batching = choose_batching(batching, dev, costs.macs, m, self.base)
+        self.batching = choose_batching(batching, dev, costs.macs, m, self.base, cfg.mixed_precision)
+        # Channels-last images for the loop path's own modules (vmap folds the runs into the channels).
+        self.memory_format = torch.channels_last if channels_last and self.batching == "loop" else torch.contiguous_format
 
         # 2. theta (M, P) and the buffers (M, ...), on the device; the optimizer over theta.
         theta = torch.stack([self.layout.flatten(net) for net in nets]).to(dev)
@@ -484,20 +506,32 @@ class _ModuleEnsemble(engine._Ensemble):
         target = y.unsqueeze(0) if y.dim() == 1 else y.T.unsqueeze(0)
         return self.loss_fn(out.T.unsqueeze(0), target, self.n_outputs)[0]
 
+    def _autocast(self):
+        """The forward pass's precision: bfloat16 autocast with train.mixed_precision, else off."""
+        return torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.cfg.mixed_precision)
+
+    def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A module's outputs (B, K) in the group's dtype, under the forward pass's precision."""
+        with self._autocast():
+            out = net(x.contiguous(memory_format=self.memory_format))
+        return out.to(self.dtype)
+
     def _loss_and_buffers(self, theta, buffers, x, y, masks):
         """One run's minibatch loss in training mode, and its buffers after the step."""
         buffers = {n: b.clone() for n, b in zip(self.buffer_names, buffers)}  # batch norm updates these
-        with self._masks(self.dropouts, masks):
+        with self._masks(self.dropouts, masks), self._autocast():
             out = functional_call(self.base, (self.layout.unflatten(theta), buffers), (x,))  # (B, K)
-        return self._loss(out, y), tuple(buffers[n] for n in self.buffer_names)
+        return self._loss(out.to(self.dtype), y), tuple(buffers[n] for n in self.buffer_names)
 
     def _outputs(self, theta, buffers, x):
         """One run's outputs (B, K) in eval mode (batch norm uses the running statistics)."""
-        return functional_call(self.base, (self.layout.unflatten(theta), dict(zip(self.buffer_names, buffers))), (x,))
+        with self._autocast():
+            out = functional_call(self.base, (self.layout.unflatten(theta), dict(zip(self.buffer_names, buffers))), (x,))
+        return out.to(self.dtype)
 
-    def _per_run(self, fn, args: Sequence, shared: Sequence = ()):
-        """fn(*args_m, *shared) for every run m: vmapped, or looped and stacked."""
-        if self.batching == "vmap":
+    def _per_run(self, fn, args: Sequence, shared: Sequence = (), vmapped: bool = True):
+        """fn(*args_m, *shared) for every run m: vmapped (on the vmap path), or looped and stacked."""
+        if self.batching == "vmap" and vmapped:
             in_dims = (0,) * len(args) + (None,) * len(shared)
             return vmap(fn, in_dims=in_dims, randomness="error")(*args, *shared)
         outs = []
@@ -556,7 +590,7 @@ class _ModuleEnsemble(engine._Ensemble):
                 self._masks(dropouts, [mask[m] for mask in masks]),
                 self.streams.run(m) if self.streams else contextlib.nullcontext(),
             ):
-                loss = self._loss(net(xb[m]), yb[m])
+                loss = self._loss(self._forward(net, xb[m]), yb[m])
             for p in params:
                 p.grad = None
             loss.backward()
@@ -590,9 +624,12 @@ class _ModuleEnsemble(engine._Ensemble):
             for start in range(0, n, self.eval_chunk):
                 xc, yc = x[start : start + self.eval_chunk], y[start : start + self.eval_chunk]
                 if own:
-                    out = torch.stack([net(xc) for net in self.nets]).transpose(1, 2)  # (M, K, c)
+                    out = torch.stack([self._forward(net, xc) for net in self.nets]).transpose(1, 2)  # (M, K, c)
                 else:
-                    out = self._per_run(self._outputs, (theta, buffers), (xc,)).transpose(1, 2)
+                    # Under vmap without a gradient transform torch.autocast does not reach the
+                    # operations (they stay float32, torch 2.13), so mixed precision evaluates run by run.
+                    out = self._per_run(self._outputs, (theta, buffers), (xc,),
+                                        vmapped=not self.cfg.mixed_precision).transpose(1, 2)
                 yc = (
                     yc.unsqueeze(0).expand(self.m, *yc.shape)
                     if yc.dim() == 1

@@ -112,6 +112,7 @@ class TrainConfig:
     dtype: str  # float32 | float64
     augment_crop: int = 0  # image networks: random crops of the image padded by this many pixels (0: off)
     augment_flip: bool = False  # image networks: random horizontal flips
+    mixed_precision: bool = False  # image networks: forward passes under bfloat16 autocast (float32 parameters)
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ class Plan:
 # Keys added after plans had ids, with the value that leaves a plan as it was: at that value a
 # key stays out of run and group ids, so the plans of before keep their ids (and their results).
 MODEL_KEYS_ADDED = {"param_budget": 0, "arch": "mlp", "module": "", "kwargs": ()}
-TRAIN_KEYS_ADDED = {"augment_crop": 0, "augment_flip": False}
+TRAIN_KEYS_ADDED = {"augment_crop": 0, "augment_flip": False, "mixed_precision": False}
 
 
 def _leave_out_added(section: Mapping[str, Any], added: Mapping[str, Any]) -> dict:
@@ -258,7 +259,8 @@ def model_identity(model: Mapping[str, Any]) -> dict:
 
 
 def train_identity(train: Mapping[str, Any]) -> dict:
-    """The train keys that go into run and group ids: every key, but augmentation only when on."""
+    """The train keys that go into run and group ids: every key, but augmentation and mixed precision
+    only when on."""
     return _leave_out_added(train, TRAIN_KEYS_ADDED)
 
 
