@@ -11,7 +11,9 @@ and test loss and error at the first and last epoch, three ways in one process:
 2. loop: each network on its own, as a course project writes it: the module, a shuffling
    ``DataLoader`` over CPU tensors, ``torch.optim.SGD``, ``loss.item()`` every batch;
 3. tuned loop (for the single ResNet-18): data kept on the device, no per-step sync, and on
-   CUDA channels-last with bfloat16 autocast (``--amp``).
+   CUDA channels-last with bfloat16 autocast (``--amp``; the engine's row beside it then trains
+   with ``train.mixed_precision``, and on CUDA the engine's loop path feeds channels-last images
+   too, so the two compare like with like).
 
 The loops are timed on ``--loop-models`` networks (their time is linear in the number of
 networks). Rates are model-steps per second (one network taking one minibatch step) and
@@ -74,7 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2, help="timings per side; the fastest is kept")
     p.add_argument("--paths", action="store_true", help="also time the engine with vmap and loop forced")
-    p.add_argument("--amp", action="store_true", help="tuned loop on CUDA: bfloat16 autocast")
+    p.add_argument("--amp", action="store_true",
+                   help="on CUDA, the tuned loop and the engine's row beside it in bfloat16 autocast (train.mixed_precision)")
     p.add_argument("--proj-widths", type=int, nargs="*", default=None, help="widths measured for the projection")
     p.add_argument("--proj-models", type=int, default=None, help="runs per group in the projection's measurements")
     p.add_argument("--sweep-epochs", type=int, default=4000)
@@ -140,17 +143,22 @@ def best_time(fn, dev, repeats: int) -> float:
     return best
 
 
-def make_group(models: int, args, epochs: int):
-    train = {"optimizer": "sgd", "lr": LR, "batch_size": args.batch, "epochs": epochs, "eval_points": 2}
+def make_group(models: int, args, epochs: int, mixed_precision: bool = False):
+    train = {"optimizer": "sgd", "lr": LR, "batch_size": args.batch, "epochs": epochs, "eval_points": 2,
+             "mixed_precision": mixed_precision}
     return engine.make_group(range(models), task={"n_classes": N_CLASSES}, train=train)
 
 
 def time_engine(row: Row, data, dev, args, batching: str = "auto") -> tuple[float, str]:
     net = convnets.Network(row.arch, row.width)
 
+    # The row with a tuned loop trains in mixed precision with --amp, as the tuned loop does on CUDA.
+    mixed = row.tuned and args.amp and dev.type == "cuda"
+
     def run(epochs):
         return module_engine.train(
-            make_group(row.models, args, epochs), data, device=dev.type, network=net, batching=batching, progress=False
+            make_group(row.models, args, epochs, mixed), data, device=dev.type, network=net, batching=batching,
+            progress=False,
         )
 
     path = run(1).batching  # warm-up
@@ -318,7 +326,8 @@ def main(argv=None) -> None:
             tuned = row.loop_models * steps / time_loop(tuned_one_model, row, data, dev, args)
             print(
                 f"{'':>26}tuned single-model loop: {tuned:.1f} model-steps/s ({tuned * args.batch:.0f} images/s); "
-                f"engine / tuned = {engine_rate / tuned:.2f}x",
+                f"engine / tuned = {engine_rate / tuned:.2f}x"
+                + (" (both in bfloat16 autocast)" if args.amp and dev.type == "cuda" else ""),
                 flush=True,
             )
 
