@@ -10,6 +10,7 @@ import yaml
 
 from mathdl import config as cfg
 from mathdl.config import ConfigError, load_plan
+from mathdl.tasks import real
 
 
 def test_defaults_are_filled_and_study_defaults_apply(tiny_config):
@@ -93,12 +94,36 @@ def test_yaml_file_errors_are_config_errors(tmp_path):
         load_plan(bad)
 
 
-def test_shipped_configs_are_valid(root):
+def test_shipped_configs_are_valid(root, tmp_path, monkeypatch):
     paths = sorted((root / "config").glob("*.yaml")) + sorted((root / "config" / "examples").glob("*.yaml"))
-    assert len(paths) >= 5  # the four plans and at least one example
+    assert len(paths) >= 6  # the four plans and at least two examples
+    # A plan on CIFAR-10 is checked as it loads where the data set's files are (data/cifar10 of
+    # the working directory; empty files: loading a plan checks that they exist, not what they hold).
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)
+    for name in [*real.CIFAR_TRAIN, real.CIFAR_TEST]:
+        (tmp_path / "data" / "cifar10" / name).touch()
+    monkeypatch.chdir(tmp_path)
     for path in paths:
         plan = load_plan(path)
         assert plan.experiments, path
+
+
+def test_the_cifar10_plan_is_nakkirans_sweep_and_is_refused_without_its_files(root, tmp_path, monkeypatch):
+    path = root / "config" / "examples" / "cifar10_deep_double_descent.yaml"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"task.path: cifar10 needs data_batch_1, .*, test_batch in data/cifar10/"):
+        load_plan(path)
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)
+    for name in [*real.CIFAR_TRAIN, real.CIFAR_TEST]:
+        (tmp_path / "data" / "cifar10" / name).touch()
+    (exp,) = load_plan(path).experiments
+    assert dict(exp.sweep) == {"model.width": (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 56, 64),
+                               "task.label_noise": (0.0, 0.1, 0.2)}
+    run = exp.groups[0].runs[0]
+    assert (run.task.name, run.task.n_train, run.task.n_test, run.model.arch) == ("cifar10", 50000, 10000, "cnn")
+    assert (run.train.optimizer, run.train.lr, run.train.batch_size, run.train.epochs) == ("adam", 1e-4, 128, 4000)
+    assert (run.train.augment_crop, run.train.augment_flip) == (4, True)
+    assert len(exp.groups) == 48 and all(len(g.runs) == 3 for g in exp.groups)  # the comment's counts
 
 
 def test_schema_documents_every_key_with_a_default(root):
