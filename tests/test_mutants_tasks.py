@@ -170,7 +170,7 @@ def test_digits_splits_are_a_partition_of_the_images_with_their_own_labels():
     bunch = load_digits()
     pairs = sorted((row.tobytes(), int(label)) for row, label in zip(bunch.data / 16.0, bunch.target))
     d = make_dataset(_digits(n_train=1000, n_val=300, n_test=497))  # all 1,797 images
-    drawn = sorted((x.astype(np.float64).tobytes(), int(y)) for s in ("train", "val", "test") for x, y in zip(*d.split(s)))
+    drawn = sorted((x.astype(np.float64).tobytes(), int(y)) for s in ("train", "val", "test") for x, y in zip(*d.rows(s)))
     assert drawn == pairs  # disjoint, none left out, every image with its own label
     assert d.x_train.max() == 1.0 and np.isin(d.x_train * 16, np.arange(17)).all()  # pixels k/16
     assert d.y_val.dtype == np.int64 and d.y_val.shape == (300,)
@@ -209,7 +209,7 @@ def test_mnist_train_and_val_are_the_training_images_over_255_with_int64_labels(
     d = make_dataset(_digits(name="mnist", path=str(tmp_path / "m"), n_train=20, n_val=10, n_test=12))
     assert d.y_train.dtype == d.y_val.dtype == d.y_test.dtype == np.int64
     images = arrays["train-images-idx3-ubyte"].reshape(30, -1) / 255.0
-    drawn = _rows(np.concatenate([d.x_train, d.x_val]), np.concatenate([d.y_train, d.y_val]))
+    drawn = _rows(np.concatenate([d.rows("train")[0], d.rows("val")[0]]), np.concatenate([d.y_train, d.y_val]))
     assert drawn == _rows(images, arrays["train-labels-idx1-ubyte"])
 
 
@@ -301,7 +301,7 @@ def _write_cifar(folder, per_batch=6, n_test=8):
 def test_cifar_batches_directly_in_the_folder_are_read_and_scaled(tmp_path):
     x, y = _write_cifar(tmp_path / "flat")  # no cifar-10-batches-py subfolder
     d = make_dataset(_digits(name="cifar10", path=str(tmp_path / "flat"), n_train=25, n_val=5, n_test=8))
-    drawn = _rows(np.concatenate([d.x_train, d.x_val]), np.concatenate([d.y_train, d.y_val]))
+    drawn = _rows(np.concatenate([d.rows("train")[0], d.rows("val")[0]]), np.concatenate([d.y_train, d.y_val]))
     assert drawn == _rows(x / 255.0, y)
 
 

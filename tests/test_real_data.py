@@ -60,7 +60,7 @@ def _plan(task: dict) -> dict:
 def test_digits_shapes_types_and_standardization():
     d = make_dataset(_task(n_val=50))
     assert d.kind == "classification" and d.n_outputs == 10
-    assert d.x_train.shape == (200, 64) and d.x_val.shape == (50, 64) and d.x_test.shape == (300, 64)
+    assert d.x_train.shape == (200, 1, 8, 8) and d.x_val.shape == (50, 1, 8, 8) and d.x_test.shape == (300, 1, 8, 8)
     assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int64
     assert set(np.unique(d.y_test)) <= set(range(10))
     sd = d.x_train.std(axis=0)
@@ -156,11 +156,12 @@ def test_mnist_loader_reads_tiny_idx_files(tmp_path, name, gz):
     arrays = _write_mnist(tmp_path / name, gz=gz)
     task = _task(name=name, path=str(tmp_path / name), n_train=20, n_val=10, n_test=12, standardize=False)
     d = make_dataset(task)
-    assert d.x_train.shape == (20, 784) and d.x_val.shape == (10, 784) and d.x_test.shape == (12, 784)
+    assert d.x_train.shape == (20, 1, 28, 28) and d.x_val.shape == (10, 1, 28, 28) and d.x_test.shape == (12, 1, 28, 28)
     # the test split is the whole (tiny) test file, in some order: the same images, scaled to [0, 1]
     images = arrays["t10k-images-idx3-ubyte"].reshape(12, -1) / 255.0
-    order = np.lexsort(d.x_test.T[::-1])
-    np.testing.assert_allclose(d.x_test[order], images[np.lexsort(images.T[::-1])], atol=1e-6)
+    x_test = d.rows("test")[0]
+    order = np.lexsort(x_test.T[::-1])
+    np.testing.assert_allclose(x_test[order], images[np.lexsort(images.T[::-1])], atol=1e-6)
     assert sorted(d.y_test) == sorted(arrays["t10k-labels-idx1-ubyte"])
 
 
@@ -168,10 +169,10 @@ def test_cifar10_loader_reads_tiny_python_batches(tmp_path):
     batches = _write_cifar(tmp_path / "cifar" / "cifar-10-batches-py")
     task = _task(name="cifar10", path=str(tmp_path / "cifar"), n_train=25, n_val=5, n_test=8, standardize=False)
     d = make_dataset(task)
-    assert d.x_train.shape == (25, 3072) and d.x_test.shape == (8, 3072)
+    assert d.x_train.shape == (25, 3, 32, 32) and d.x_test.shape == (8, 3, 32, 32)
     x_test, y_test = batches["test_batch"]
     rows = {tuple(r): int(y) for r, y in zip(np.round(x_test / 255.0, 5), y_test)}
-    for r, y in zip(np.round(d.x_test.astype(np.float64), 5), d.y_test):
+    for r, y in zip(np.round(d.rows("test")[0].astype(np.float64), 5), d.y_test):
         assert rows[tuple(r)] == y  # every test image comes with its own label
 
 
@@ -195,7 +196,7 @@ def test_default_path_is_data_slash_name(tmp_path, monkeypatch):
         load_plan(_plan({"name": "fashion_mnist"}))
     _write_mnist(tmp_path / "data" / "fashion_mnist")
     plan = load_plan(_plan({"name": "fashion_mnist", "n_train": 20, "n_test": 12}))
-    assert make_dataset(plan.experiments[0].task).x_train.shape == (20, 784)
+    assert make_dataset(plan.experiments[0].task).x_train.shape == (20, 1, 28, 28)
 
 
 def test_splits_that_do_not_fit_are_config_errors(tmp_path):

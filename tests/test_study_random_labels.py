@@ -106,8 +106,8 @@ def test_parallel_inputs_give_nan_not_an_error():
 def test_random_labels_have_a_larger_complexity_than_real_ones():
     clean, noisy = _digits(200, 0.0), _digits(200, 1.0)
     np.testing.assert_array_equal(clean.x_train, noisy.x_train)  # same images, other labels
-    c_clean = rl.arora_complexity(clean.x_train, clean.y_train, 10)["complexity"]
-    c_noisy = rl.arora_complexity(noisy.x_train, noisy.y_train, 10)["complexity"]
+    c_clean = rl.arora_complexity(*clean.rows("train"), 10)["complexity"]
+    c_noisy = rl.arora_complexity(*noisy.rows("train"), 10)["complexity"]
     assert c_noisy > 3 * c_clean > 0
 
 
@@ -131,7 +131,7 @@ def test_compute_adds_the_complexity_of_each_training_set(tiny):
     assert len(arora) == 6 and (arora["epoch"] == 0).all()
     for p, df in arora.groupby("task.label_noise"):
         d = data[p]
-        expected = rl.arora_complexity(d.x_train, d.y_train, d.n_outputs)["complexity"]
+        expected = rl.arora_complexity(*d.rows("train"), d.n_outputs)["complexity"]
         np.testing.assert_allclose(df["value"], expected, rtol=1e-12)
 
 

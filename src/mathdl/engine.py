@@ -153,7 +153,7 @@ def train(
         keep_freed_memory()
     cfg = group.train
     _check(group, data)
-    arch = models.architecture(group.model, data.x_train.shape[1], data.n_outputs)
+    arch = models.architecture(group.model, data.input_dim, data.n_outputs)
     budget = (memory_budget_mb or default_memory_budget_mb(dev)) * 2**20
     per_run = bytes_per_run(arch, cfg, _batch_size(cfg, data.x_train.shape[0]))
     size = max(1, int(0.75 * budget // per_run))
@@ -265,8 +265,9 @@ class _Ensemble:
         rates = [r.train.dropout for r in self.runs]
         self.dropout = _DropoutMasks(self.generators, rates, self.dtype, dev) if any(rates) else None
 
-        # 2. Data on the device, shared by all models: rows (n, d) for minibatches, targets as given.
-        self.x = {s: torch.as_tensor(data.split(s)[0]).to(dev, self.dtype) for s in SPLITS}
+        # 2. Data on the device, shared by all models: rows (n, d) for minibatches (images
+        # flattened, once), targets as given.
+        self.x = {s: torch.as_tensor(data.rows(s)[0]).to(dev, self.dtype) for s in SPLITS}
         self.y = {s: self._targets(data.split(s)[1]) for s in SPLITS}
         self.n = self.x["train"].shape[0]
         self.batch = _batch_size(cfg, self.n)

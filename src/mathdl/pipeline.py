@@ -53,14 +53,14 @@ def train_group(spec: Mapping, data: str | Path, out_metrics: str | Path, out_ru
                 out_provenance: str | Path, device: str = "auto", threads: int = 1) -> None:
     """Train one group (or compute it, for a study with its own ``compute``); write tables and provenance."""
     from mathdl.orphans import exit_with_ancestor
-    from mathdl.tasks import Dataset
+    from mathdl.tasks import load_dataset
     from mathdl.threads import use_threads
 
     exit_with_ancestor("snakemake")  # no orphan trains on after a hard kill of Snakemake
     group = GroupSpec.from_dict(spec)
     compute = get_study(group.study).compute or TRAINERS[group.model.arch]
     with use_threads(threads):  # torch's and NumPy's BLAS threads: the job's cores, no more
-        result = compute(group, Dataset.load(data), device=device)
+        result = compute(group, load_dataset(data, group.task), device=device)
     runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
     runs["device"] = result.device
     if get_study(group.study).compute is None:  # networks trained by an engine: their size
@@ -85,11 +85,10 @@ def _train_mlp(group: GroupSpec, data, device: str):
 
 
 def _train_module(group: GroupSpec, data, device: str):
-    """An image network: the data set's flat rows are its images, reshaped on the device."""
+    """An image network: on the data set's images (n, C, H, W), which give it their shape."""
     from mathdl import module_engine
-    from mathdl.tasks import image_shape
 
-    return module_engine.train(group, data, device=device, input_shape=image_shape(group.task))
+    return module_engine.train(group, data, device=device)
 
 
 # model.arch -> how a group of it trains: the stacked-matmul engine for fully connected networks

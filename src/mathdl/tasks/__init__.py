@@ -1,14 +1,15 @@
 """Data sets: generators and loaders, one module each, registered in ``TASKS``.
 
 A task turns a :class:`~mathdl.config.TaskConfig` into a :class:`Dataset` of NumPy arrays.
-Inputs are float32 of shape (n, d), a real data set's images flattened (``image_shape``
-gives their shape); targets are int64 labels of shape (n,) for
-classification and float32 of shape (n, k) for regression.
+Inputs are float32: a real data set's images as images (n, C, H, W) (``image_shape`` gives
+(C, H, W) before the data are made), the other tasks' points as rows (n, d); a fully connected
+network takes every input as one row, through :meth:`Dataset.rows`. Targets are int64 labels
+of shape (n,) for classification and float32 of shape (n, k) for regression.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,9 +33,22 @@ class Dataset:
     y_test: np.ndarray
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A split's inputs as the task gives them (images (n, C, H, W) or rows (n, d)) and targets."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def rows(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A split with each input as one row (n, input_dim), what a fully connected network takes:
+        an image flattened row-major (channel by channel, each row by row); rows stay as they are.
+        A view where the inputs are contiguous, so no copy."""
+        x, y = self.split(name)
+        return x.reshape(x.shape[0], self.input_dim), y
+
+    @property
+    def input_dim(self) -> int:
+        """Values in one input: d of rows, C H W of images (a fully connected network's inputs)."""
+        return int(np.prod(self.x_train.shape[1:], dtype=np.int64))
 
     def save(self, path: str | Path) -> None:
         arrays = {f"{p}_{s}": getattr(self, f"{p}_{s}") for s in SPLITS for p in ("x", "y")}
@@ -96,11 +110,26 @@ def input_dim(task: TaskConfig) -> int:
 
 
 def image_shape(task: TaskConfig) -> tuple[int, int, int] | None:
-    """(C, H, W) of one image of a real data set (its Dataset rows are these images flattened,
-    row-major); None for a task without images (teacher, none)."""
+    """(C, H, W) of one image of a real data set (its Dataset holds images (n, C, H, W)); None for
+    a task without images (teacher, none)."""
     from mathdl.tasks.real import IMAGE_SHAPES
 
     return IMAGE_SHAPES.get(task.name)
+
+
+def load_dataset(path: str | Path, task: TaskConfig) -> Dataset:
+    """The Dataset that ``make_dataset(task)`` saved at ``path``, inputs shaped as the task gives them.
+
+    A real data set's file written before Datasets held images has flat rows (n, C H W): each is
+    its image flattened row-major, so reshaping gives the images ``make_dataset`` gives now, and a
+    cached file trains as a fresh one would (its name, the task's hash, is unchanged, so Snakemake
+    keeps it).
+    """
+    data = Dataset.load(path)
+    shape = image_shape(task)
+    if shape is None or data.x_train.ndim == 4:
+        return data
+    return replace(data, **{f"x_{s}": data.split(s)[0].reshape(-1, *shape) for s in SPLITS})
 
 
 def make_dataset(task: TaskConfig) -> Dataset:

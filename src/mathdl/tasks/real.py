@@ -8,11 +8,14 @@ authors distribute, in ``task.path`` (empty: ``data/<name>``); nothing is downlo
 A data set is turned into a :class:`~mathdl.tasks.Dataset` in four seeded steps (``task.seed``):
 1. draw n_train + n_val images without replacement from the training images and n_test from the
    test images (digits have no official test split: all three are drawn, disjoint, from the 1,797);
-2. flatten the images and scale pixels to [0, 1];
-3. with ``standardize``, shift and scale each feature to mean 0 and standard deviation 1 on the
-   training split (a constant feature is only shifted), and apply the same map to val and test;
+2. scale pixels to [0, 1], each image shaped (C, H, W) (``IMAGE_SHAPES``);
+3. with ``standardize``, shift and scale each feature (one pixel of one channel) to mean 0 and
+   standard deviation 1 on the training split (a constant feature is only shifted), and apply
+   the same map to val and test;
 4. replace a fraction ``label_noise`` of the training and of the validation labels by uniformly
    random labels (:mod:`mathdl.tasks.noise`); test labels stay clean.
+The Dataset holds float32 images (n, C, H, W); a fully connected network takes them flattened,
+row-major (:meth:`~mathdl.tasks.Dataset.rows`).
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ from mathdl.spec import ConfigError, TaskConfig
 from mathdl.tasks.noise import randomize_labels
 
 N_CLASSES = 10
-# One image as (channels, height, width). A Dataset holds each image as one flat row in this
-# order (row-major; CIFAR-10's red, green and blue planes one after another, as its files hold
-# them): a fully connected network takes the row, an image network the row reshaped.
+# One image as (channels, height, width): a Dataset holds images of this shape (CIFAR-10's red,
+# green and blue planes as the channels, as its files hold them one after another); a fully
+# connected network takes each flattened row-major (Dataset.rows), an image network as it is.
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-# Pixels of one image, flattened: what a fully connected network of each data set takes.
+# Values of one image (C H W), flattened: what a fully connected network of each data set takes.
 INPUT_DIMS = {name: c * h * w for name, (c, h, w) in IMAGE_SHAPES.items()}
 DIGITS_IMAGES = 1797  # scikit-learn's digits, counted without importing scikit-learn
 
@@ -58,7 +61,7 @@ WHERE_FROM = {
 
 @dataclass(frozen=True)
 class Pool:
-    """Images as float64 rows in [0, 1] with int64 labels; ``shared``: one pool for all splits."""
+    """Images as float64 (n, C, H, W) in [0, 1] with int64 labels; ``shared``: one pool for all splits."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -185,21 +188,31 @@ def missing_files_message(task: TaskConfig, missing: list[str]) -> str:
     )
 
 
+def as_images(pixels: np.ndarray, name: str, top: float, where: str | Path) -> np.ndarray:
+    """Pixels (n, ...) in 0..top as float64 images (n, C, H, W) in [0, 1] of data set ``name``, each
+    read row-major from the file's own order; a file of images of another size is refused."""
+    shape = IMAGE_SHAPES[name]
+    if pixels.ndim < 2 or int(np.prod(pixels.shape[1:])) != INPUT_DIMS[name]:
+        raise ValueError(f"{where}: {name} images are {'x'.join(map(str, shape))} (C x H x W), "
+                         f"but the file holds images of shape {pixels.shape[1:]}")
+    return pixels.reshape(len(pixels), *shape) / top
+
+
 def load_digits() -> Pool:
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    x, y = bunch.data / 16.0, bunch.target.astype(np.int64)
+    x, y = as_images(bunch.data, "digits", 16.0, "scikit-learn's digits"), bunch.target.astype(np.int64)
     return Pool(x, y, x, y, shared=True)
 
 
 def load_idx_pool(task: TaskConfig) -> Pool:
     folder = _require_files(task)
-    arrays = {key: read_idx(_idx_file(folder, stem)) for key, stem in IDX_FILES.items()}
-    flat = {k: v.reshape(len(v), -1) for k, v in arrays.items() if k.startswith("x")}
+    paths = {key: _idx_file(folder, stem) for key, stem in IDX_FILES.items()}
+    arrays = {key: read_idx(path) for key, path in paths.items()}
     return Pool(
-        flat["x_train"] / 255.0, arrays["y_train"].astype(np.int64),
-        flat["x_test"] / 255.0, arrays["y_test"].astype(np.int64),
+        as_images(arrays["x_train"], task.name, 255.0, paths["x_train"]), arrays["y_train"].astype(np.int64),
+        as_images(arrays["x_test"], task.name, 255.0, paths["x_test"]), arrays["y_test"].astype(np.int64),
     )
 
 
@@ -208,8 +221,8 @@ def load_cifar10(task: TaskConfig) -> Pool:
     parts = [read_cifar_batch(folder / name) for name in CIFAR_TRAIN]
     x_test, y_test = read_cifar_batch(folder / CIFAR_TEST)
     return Pool(
-        np.concatenate([p[0] for p in parts]) / 255.0, np.concatenate([p[1] for p in parts]),
-        x_test / 255.0, y_test,
+        as_images(np.concatenate([p[0] for p in parts]), "cifar10", 255.0, folder), np.concatenate([p[1] for p in parts]),
+        as_images(x_test, "cifar10", 255.0, folder / CIFAR_TEST), y_test,
     )
 
 
@@ -255,7 +268,8 @@ def draw_splits(task: TaskConfig, n_train_pool: int, n_test_pool: int, shared: b
 
 
 def standardize(x_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Shift and scale features to mean 0, sd 1 on ``x_train``; constant features only shifted."""
+    """Shift and scale features to mean 0, sd 1 on ``x_train``; constant features only shifted.
+    A feature is everything after the first axis: a column of rows, a pixel of a channel of images."""
     mean = x_train.mean(axis=0)
     sd = x_train.std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)

@@ -225,7 +225,7 @@ def _split_scores(out: np.ndarray, y: np.ndarray, n_outputs: int) -> dict[str, f
 def _random_features_rows(group, data, params) -> tuple[list[tuple], dict[str, int]]:
     """Minimum-norm (and ridge) fits on N = round(ratio n) nested random features, every seed.
     (The workflow limits NumPy's BLAS threads to the job's share: pipeline.train_group.)"""
-    x = {s: data.split(s)[0].astype(np.float64) for s in ("train", "val", "test")}
+    x = {s: data.rows(s)[0].astype(np.float64) for s in ("train", "val", "test")}
     y = {s: data.split(s)[1] for s in ("train", "val", "test")}
     splits = [s for s in ("train", "val", "test") if len(y[s]) > 0]
     n, d, k = x["train"].shape[0], x["train"].shape[1], data.n_outputs
@@ -255,7 +255,7 @@ def _network_rows(group, data, params, device) -> tuple[pd.DataFrame, pd.DataFra
     from mathdl import engine, models
     from mathdl.studies._divergence import blank_failed, failed_runs
 
-    n, d, k = data.x_train.shape[0], data.x_train.shape[1], data.n_outputs
+    n, d, k = data.x_train.shape[0], data.input_dim, data.n_outputs
     widths = sorted({width_for_params(r * n * k, group.model, d, k) for r in params["nn_ratios"]})
     run_of_seed = {r.seed: r.run_id for r in group.runs}
     parts, status, used = [], [], "cpu"
@@ -305,7 +305,7 @@ def compute(group, data, device):
     params = group.runs[0].params
     compute_method: Callable = _METHODS[params["method"]]
     metrics, runs, used = compute_method(group, data, params, device)
-    runs = runs.assign(n_train=data.x_train.shape[0], input_dim=data.x_train.shape[1], n_outputs=data.n_outputs)
+    runs = runs.assign(n_train=data.x_train.shape[0], input_dim=data.input_dim, n_outputs=data.n_outputs)
     return TrainResult(metrics=metrics, runs=runs, device=used, wall_time_s=time.perf_counter() - start)
 
 

@@ -150,7 +150,7 @@ def compute(group, data, device):
     if data.kind != "classification":
         raise ValueError("study random_labels needs a classification task (random labels), e.g. task.name: digits")
     result = engine.train(group, data, device)
-    arora = arora_complexity(data.x_train, data.y_train, data.n_outputs)
+    arora = arora_complexity(*data.rows("train"), data.n_outputs)
     values = {"arora_complexity": arora["complexity"], "arora_complexity_onehot": arora["complexity_onehot"],
               "gram_min_eigenvalue": arora["min_eigenvalue"], "n_classes": float(data.n_outputs)}
     extra = pd.DataFrame([(r.run_id, 0, "train", k, v) for r in group.runs for k, v in values.items()],

@@ -294,7 +294,7 @@ def _networks(group, data, device) -> tuple[pd.DataFrame, pd.DataFrame, str]:
         m = blank_failed(result).rename(columns={"run_id": "net"}).merge(
             nets[["net", "run_id", "width", "weight_decay", "dropout", "selected_epoch"]], on="net")
         frames.append(m.drop(columns="net"))
-        arch = models.architecture(dataclasses.replace(group.model, width=width), data.x_train.shape[1],
+        arch = models.architecture(dataclasses.replace(group.model, width=width), data.input_dim,
                                    data.n_outputs)
         frames.append(pd.DataFrame([
             {"run_id": r.run_id, "epoch": 0, "split": "model", "metric": metric, "value": float(value),

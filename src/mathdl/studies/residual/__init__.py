@@ -133,12 +133,13 @@ def initial_gradient_norms(group, data, device: str = "cpu", memory_bytes: int =
 
     dev = engine.resolve_device(device)
     dtype = engine.DTYPES[group.train.dtype]
-    arch = models.architecture(group.model, data.x_train.shape[1], data.n_outputs)
+    arch = models.architecture(group.model, data.input_dim, data.n_outputs)
     _, init = engine.initial_params(group.runs, arch, dtype, dev)
     params = [p.requires_grad_() for p in init]
     loss_fn = losses.loss_function(group.train.loss)
-    x = torch.as_tensor(data.x_train).to(dev, dtype)
-    y = torch.as_tensor(data.y_train).to(dev)
+    rows, labels = data.rows("train")
+    x = torch.as_tensor(rows).to(dev, dtype)
+    y = torch.as_tensor(labels).to(dev)
     y = y if y.dtype == torch.int64 else y.to(dtype)
     m, n = len(group.runs), x.shape[0]
     # Backward keeps ~3 activations (pre, post, mask) per layer, model and point.
