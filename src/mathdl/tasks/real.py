@@ -219,9 +219,10 @@ def load_idx_pool(task: TaskConfig) -> Pool:
 def load_cifar10(task: TaskConfig) -> Pool:
     folder = _cifar_folder(_require_files(task))
     parts = [read_cifar_batch(folder / name) for name in CIFAR_TRAIN]
+    x_train, y_train = (np.concatenate(arrays) for arrays in zip(*parts))
     x_test, y_test = read_cifar_batch(folder / CIFAR_TEST)
     return Pool(
-        as_images(np.concatenate([p[0] for p in parts]), "cifar10", 255.0, folder), np.concatenate([p[1] for p in parts]),
+        as_images(x_train, "cifar10", 255.0, folder), y_train,
         as_images(x_test, "cifar10", 255.0, folder / CIFAR_TEST), y_test,
     )
 
