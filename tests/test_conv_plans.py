@@ -287,4 +287,4 @@ def test_the_sweep_s_words_name_the_cnn_and_no_hidden_layers(trained_cnn_sweep):
     section, _ = words(exp, summary, flat=True)
     assert r"of the standard convolutional family of \citet{nakkiran2020deep}" in section
     assert "hidden layer" not in section and "ReLU activations" not in section
-    assert "sweeping width over" in section
+    assert r"sweeping width parameter $k$ over \num{1} and \num{2}" in section

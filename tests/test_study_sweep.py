@@ -1,7 +1,7 @@
 """The generic sweep study: figures that show every swept key (checked from what they plot and
 from the drawn legends and panel titles), means over seeds only, early-stopped errors read
-independently from the long metrics table, words that name every swept key and whole points,
-and the shared axis helpers."""
+independently from the long metrics table, words that name every swept key and whole points
+(an image network's width as its width parameter k), and the shared axis helpers."""
 
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ def _run(experiment: dict):
     """Train every group of a one-experiment plan; the tables as the workflow writes them."""
     import torch
 
-    from mathdl import engine
-    from mathdl.pipeline import run_parameters
+    from mathdl.pipeline import TRAINERS, run_parameters
     from mathdl.tables import Tables
     from mathdl.tasks import make_dataset
 
@@ -44,7 +43,7 @@ def _run(experiment: dict):
     exp = plan.experiment("exp")
     metrics, runs = [], []
     for group in exp.groups:
-        result = engine.train(group, make_dataset(group.task), device="cpu")
+        result = TRAINERS[group.model.arch](group, make_dataset(group.task), device="cpu")
         metrics.append(result.metrics)
         runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
     tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
@@ -271,6 +270,54 @@ def test_a_sweep_where_every_run_diverged_still_draws_and_says_so(tmp_path, draw
     assert all(not ax.get_lines() for ax in figs["error_vs_x"].axes)  # nothing drawn: no mean exists
     section, _ = words(exp, summary, flat=True)
     assert "No run finished with a finite test error rate." in section and "lowest" not in section
+
+
+# ----------------------------------------------------------------------------- image networks
+
+CNN_SWEEP = {
+    "study": "sweep", "seeds": [0, 1],
+    "task": {"name": "digits", "n_train": 32, "n_test": 32},
+    "model": {"arch": "cnn"},
+    "train": {"epochs": 1, "batch_size": 16, "eval_points": 2},
+    "sweep": {"model.width": [1, 2], "train.lr": [0.05, 0.1]},
+}
+
+
+def test_a_cnn_sweep_names_its_width_parameter_k_in_words_and_figures(tmp_path, drawn):
+    from mathdl import html_report
+
+    run = _run(CNN_SWEEP)
+    plan, exp, tables, summary = run
+    assert sweep.architecture(exp) == "cnn"
+    section, slides = words(exp, summary, flat=True)
+    k = "width parameter $k$"
+    assert rf"sweeping {k} over \num{{1}} and \num{{2}} and learning rate over" in section
+    assert f"{k} & learning rate & train error rate & test error rate" in section  # the table's header
+    assert rf"At the largest {k}, \num{{2}}, the mean test error rate" in section
+    assert f"against {k} for" in section and f"colour: {k}" in section  # the captions
+    assert f"sweeping {k} over" in slides
+    assert " width over" not in section and "width $=$" not in section.replace(f"{k} $=$", "")
+    figs = _draw(run, tmp_path, drawn)
+    assert figs["error_vs_x"].axes[0].get_xlabel() == k  # matplotlib's mathtext draws $k$ (saved as PDF above)
+    assert [t.get_text() for t in figs["learning_curves"].legends[0].get_texts()][:3] == [k, "1", "2"]
+    # The HTML report's table shows the header's $k$ as math.
+    (table,) = html_report.tables(words(exp, summary)[0])
+    assert table.header[0][0] == k and "<math" in html_report.table_html(table)
+
+    # k on the facets: each panel is titled by its value.
+    faceted = _run({**CNN_SWEEP, "plot": {"x": "train.lr", "col": "model.width"}})
+    figs = _draw(faceted, tmp_path, drawn)
+    titles = {ax.get_title() for ax in figs["error_vs_x"].axes if ax.get_visible()}
+    assert titles == {f"{k} = 1", f"{k} = 2"}
+
+
+def test_only_one_image_architecture_calls_the_width_k():
+    assert [key_name("model.width", arch) for arch in ("cnn", "resnet18", "mlp", "module", "")] == [
+        "width parameter $k$", "width parameter $k$", "width", "width", "width"]
+    assert key_name("model.depth", "cnn") == "depth"
+    mixed = cfg.load_plan({"device": "cpu", "experiments": {"exp": {
+        **CNN_SWEEP, "sweep": {}, "cases": [{"model.arch": "cnn"}, {"model.arch": "mlp"}]}}}).experiment("exp")
+    assert sweep.architecture(mixed) == ""  # a width shared by an MLP and a CNN is named generically
 
 
 # ----------------------------------------------------------------------------- layout

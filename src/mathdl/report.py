@@ -60,8 +60,19 @@ KEY_NAMES = {
 }
 
 
-def key_name(key: str) -> str:
-    """The text's name of a config key ('model.width' -> 'width'); others printed escaped."""
+# The architectures whose model.width is the width parameter k of Nakkiran et al. (2020): their
+# four stages have k, 2k, 4k and 8k channels, so no layer has width k. Their words for the key
+# (LaTeX, and matplotlib's mathtext on figures, which reads $k$ alike).
+WIDTH_PARAMETER_ARCHS = ("cnn", "resnet18")
+WIDTH_PARAMETER_KEY_NAMES = {"model.width": "width parameter $k$"}
+
+
+def key_name(key: str, arch: str = "") -> str:
+    """The text's name of a config key ('model.width' -> 'width'); others printed escaped.
+    ``arch`` is the one architecture of the networks the key describes ("" for several): for cnn
+    and resnet18 model.width is their 'width parameter $k$'."""
+    if arch in WIDTH_PARAMETER_ARCHS and key in WIDTH_PARAMETER_KEY_NAMES:
+        return WIDTH_PARAMETER_KEY_NAMES[key]
     return KEY_NAMES.get(key, escape(key.split(".", 1)[-1].replace("_", " ")))
 
 

@@ -47,6 +47,13 @@ SETUP_KEYS = ("model.arch", "model.module", "model.depth", "model.width", "model
               "train.lr", "train.loss", "train.epochs", "task.name", "task.kind", "task.n_train", "task.label_noise")
 
 
+def architecture(experiment) -> str:
+    """The one model.arch of the experiment's networks, or "" where they have several: it decides
+    what the words call model.width (a width, or an image network's width parameter k)."""
+    archs = {r.model.arch for r in experiment.runs} or {experiment.model.arch}
+    return archs.pop() if len(archs) == 1 else ""
+
+
 def _error_name(experiment) -> str:
     return "error rate" if experiment.task.kind == "classification" else "mean squared error"
 
@@ -170,20 +177,23 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
 
     plots.setup(plot)
     err = summary["error_name"]
+    arch = architecture(experiment)
     data, layout = plotting.error_data(tables, summary, experiment)
     if summary["x"]:
-        xlabel = key_name(summary["x"]) + (f" ({plotting.channel_title(layout.along_x)})" if layout.along_x else "")
+        xlabel = key_name(summary["x"], arch) + (
+            f" ({plotting.channel_title(layout.along_x, arch)})" if layout.along_x else "")
         fig = plotting.draw(data, layout, plot, x=summary["x"], xlabel=xlabel, ylabel=err, splits=True,
-                            logx=experiment.plot.logx, logy=experiment.plot.logy)
+                            logx=experiment.plot.logx, logy=experiment.plot.logy, arch=arch)
     else:
         fig = plotting.draw(data.assign(where=data["split"]), layout, plot, x="where", xlabel="split",
-                            ylabel=err, splits=False, logx=False, logy=experiment.plot.logy)
+                            ylabel=err, splits=False, logx=False, logy=experiment.plot.logy, arch=arch)
     names = [plots.save(fig, outdir, "error_vs_x", plot)]
 
     curves, curve_layout = plotting.curve_data(tables, summary, experiment)
     marks = plotting.selected_marks(tables, experiment, curves, curve_layout) if summary["early_stopping"] else None
     fig = plotting.draw(curves, curve_layout, plot, x="epoch", xlabel="epoch", ylabel=f"test {err}", splits=False,
-                        logx=False, logy=experiment.plot.logy, epochs=summary["final_epoch"], band=False, marks=marks)
+                        logx=False, logy=experiment.plot.logy, epochs=summary["final_epoch"], band=False, marks=marks,
+                        arch=arch)
     names.append(plots.save(fig, outdir, "learning_curves", plot))
     return names
 
@@ -191,13 +201,19 @@ def figures(tables, summary, experiment, plot, outdir: Path) -> list[str]:
 def context(experiment, summary) -> dict:
     """What the templates need beyond the summary, all in sweep order: the swept keys and their
     values in words, which key is on which channel of the figures, the table's cells, and the
-    points the extreme-value sentences name (every key of each)."""
+    points the extreme-value sentences name (every key of each). Keys are named for the
+    experiment's architecture (an image network's width is its width parameter $k$)."""
+    import functools
+
     import pandas as pd
 
-    from mathdl.report import ACTIVATION_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, escape, fmt, key_name, named
+    from mathdl import report
+    from mathdl.report import ACTIVATION_NAMES, LOSS_NAMES, OPTIMIZER_NAMES, escape, fmt, named
     from mathdl.studies.sweep import layout as layouts
     from mathdl.studies.sweep import plotting
     from mathdl.templating import english_list
+
+    key_name = functools.partial(report.key_name, arch=architecture(experiment))
 
     keys = summary.get("keys") or [k for k, _ in experiment.sweep if all(k in p["point"] for p in summary["points"])]
     x = summary["x"]
@@ -277,7 +293,7 @@ def context(experiment, summary) -> dict:
                          "best_error": here["best"]["test_error"]["mean"], "worst_error": here["worst"]["test_error"]["mean"],
                          "best_train": here["best"]["train_error"]["mean"]}
     return {
-        "keys": keys, "key_names": [key_name(k) for k in keys], "varied_keys": moving,
+        "keys": keys, "key_names": [key_name(k) for k in keys], "x_name": key_name(x) if x else "", "varied_keys": moving,
         "varied_names": [key_name(k) for k in moving], "x_only": bool(x) and moving in ([x], []),
         "sweep_words": english_list(phrases), "n_grid": n_grid, "n_points": len(points), "fixed_words": english_list(
             f"{key_name(k)} {cell(values[k][0], k)}" for k in fixed),

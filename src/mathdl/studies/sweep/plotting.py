@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mathdl.studies.sweep import by_point
+from mathdl.studies.sweep import architecture, by_point
 from mathdl.studies.sweep import layout as layouts
 
 MAX_CURVES = 5  # learning curves per panel: the smallest, the largest and evenly spaced values between
@@ -57,7 +57,7 @@ def error_data(tables, summary, experiment) -> tuple[pd.DataFrame, layouts.Layou
             rows.append({**values, "split": split, "mean": mean, "ci_low": lo, "ci_high": hi,
                          "n_seeds": int(df["seed"].nunique()), "runs": tuple(sorted(df["run_id"]))})
     data = pd.DataFrame(rows, columns=[*keys, "split", "mean", "ci_low", "ci_high", "n_seeds", "runs"])
-    return _labelled(data, layout), layout
+    return _labelled(data, layout, architecture(experiment)), layout
 
 
 def curve_data(tables, summary, experiment) -> tuple[pd.DataFrame, layouts.Layout]:
@@ -83,7 +83,8 @@ def curve_data(tables, summary, experiment) -> tuple[pd.DataFrame, layouts.Layou
         for epoch, at in df.groupby("epoch", sort=True):
             rows.append({**values, "epoch": int(epoch), "split": "test", "mean": float(at["value"].mean()), "ci_low": math.nan,
                          "ci_high": math.nan, "n_seeds": int(at["run_id"].nunique())})
-    data = _labelled(pd.DataFrame(rows, columns=[*keys, "epoch", "split", "mean", "ci_low", "ci_high", "n_seeds"]), layout)
+    columns = [*keys, "epoch", "split", "mean", "ci_low", "ci_high", "n_seeds"]
+    data = _labelled(pd.DataFrame(rows, columns=columns), layout, architecture(experiment))
     if layout.hue and len(data):
         shown = curve_labels(data)
         data = data[data["hue"].isin(shown)]
@@ -107,7 +108,8 @@ def selected_marks(tables, experiment, data: pd.DataFrame, layout: layouts.Layou
     """Each run's selected epoch and its test error there (early stopping), with the labels of
     its keys, for the runs whose curves ``data`` holds."""
     wide = reported(tables, True)
-    marks = _labelled(wide[["run_id", "selected_epoch", "test_error", *sweep_keys(experiment)]], layout)
+    marks = _labelled(wide[["run_id", "selected_epoch", "test_error", *sweep_keys(experiment)]], layout,
+                      architecture(experiment))
     return marks[marks["hue"].isin(set(data["hue"]))] if len(data) else marks.iloc[:0]
 
 
@@ -124,14 +126,16 @@ def value_text(v) -> str:
     return str(v)
 
 
-def channel_title(keys) -> str:
+def channel_title(keys, arch: str = "") -> str:
+    """The keys' names (for the networks of ``arch``; see report.key_name), for a legend or an axis."""
     from mathdl.report import key_name
 
-    return ", ".join(key_name(k) for k in keys)
+    return ", ".join(key_name(k, arch) for k in keys)
 
 
-def _labelled(data: pd.DataFrame, layout: layouts.Layout) -> pd.DataFrame:
-    """``data`` with, per channel, a label column (the values of its keys) and an order column."""
+def _labelled(data: pd.DataFrame, layout: layouts.Layout, arch: str = "") -> pd.DataFrame:
+    """``data`` with, per channel, a label column (the values of its keys; a facet's named for
+    the networks of ``arch``) and an order column."""
     from mathdl.report import key_name
 
     data = data.copy()
@@ -141,7 +145,7 @@ def _labelled(data: pd.DataFrame, layout: layouts.Layout) -> pd.DataFrame:
             data[channel], data[f"{channel}_order"] = "", 0
             continue
         if channel in ("col", "row"):
-            data[channel] = [", ".join(f"{key_name(k)} = {value_text(v)}" for k, v in zip(keys, vals))
+            data[channel] = [", ".join(f"{key_name(k, arch)} = {value_text(v)}" for k, v in zip(keys, vals))
                              for vals in data[keys].itertuples(index=False)]
         else:
             data[channel] = [", ".join(value_text(v) for v in vals) for vals in data[keys].itertuples(index=False)]
@@ -167,10 +171,12 @@ def is_numeric(values) -> bool:
 
 
 def draw(data: pd.DataFrame, layout: layouts.Layout, plot, *, x: str, xlabel: str, ylabel: str,
-         splits: bool, logx: bool, logy: bool, epochs: int = 0, band: bool = True, marks: pd.DataFrame | None = None):
+         splits: bool, logx: bool, logy: bool, epochs: int = 0, band: bool = True, marks: pd.DataFrame | None = None,
+         arch: str = ""):
     """Lines of ``data['mean']`` against ``data[x]``: one per colour, marker (and split: test solid,
     train dashed) label, in one panel per facet label; a shaded interval where ``band``; a cross
-    at each run's selected epoch (``marks``). Returns the figure; its legend names every key."""
+    at each run's selected epoch (``marks``). Returns the figure; its legend names every key (for
+    the networks of ``arch``)."""
     import seaborn as sns
 
     from mathdl import plots
@@ -235,11 +241,11 @@ def draw(data: pd.DataFrame, layout: layouts.Layout, plot, *, x: str, xlabel: st
         ax.set_ylabel(ylabel if i % ncols == 0 else "")
     handles, labels = [], []
     if layout.hue:
-        h, lab = plots.legend_entries(channel_title(layout.hue), [(v, {"color": colour[v], "linewidth": 2}) for v in hues])
+        h, lab = plots.legend_entries(channel_title(layout.hue, arch), [(v, {"color": colour[v], "linewidth": 2}) for v in hues])
         handles += h
         labels += lab
     if layout.style:
-        h, lab = plots.legend_entries(channel_title(layout.style),
+        h, lab = plots.legend_entries(channel_title(layout.style, arch),
                                       [(v, {"color": "0.3", "marker": markers[v], "linestyle": "none"}) for v in markers])
         handles += h
         labels += lab
