@@ -1,7 +1,8 @@
 """Image networks in plans: model.arch cnn, resnet18 and module validate and expand; bad
-combinations are one line naming the key; a CNN width sweep on the digits trains through
-pipeline.train_group (the module engine, on the digits reshaped to 1x8x8) into a runs table whose
-n_params is torch's count; the sweep's words name the CNN, never hidden layers; the closed-form
+combinations are one line naming the key; a parameter budget chooses a CNN's or ResNet's k (not
+an own module's); a CNN width sweep on the digits trains through pipeline.train_group (the module
+engine, on the digits reshaped to 1x8x8) into a runs table whose n_params is torch's count; the
+sweep's words name the CNN and its width parameter k, never hidden layers; the closed-form
 costs of resources.py equal convnets.forward_costs; plans without the new keys keep their ids."""
 
 from __future__ import annotations
@@ -119,12 +120,63 @@ def test_bad_architecture_plans_are_one_line_naming_the_key(model, train, task, 
     _refused(config, match)
 
 
-@pytest.mark.parametrize("task", ["teacher", "digits"])
-def test_a_parameter_budget_of_an_image_network_is_refused(task):
-    _refused(_plan({"param_budget": 5000}, task={"name": task}, sweep={"train.lr": [0.1]}),
-             r"experiments.exp.model.param_budget: a budget chooses the width of a fully connected network, not of cnn")
-    _refused(_plan(task={"name": task}, sweep={"model.param_budget": [0, 100]}),
-             r"experiments.exp.sweep.model.param_budget: a budget chooses the width .* \(at point model.param_budget=100\)")
+def test_a_budget_of_an_image_network_on_a_task_without_images_names_the_data_set():
+    _refused(_plan({"param_budget": 5000}, task={"name": "teacher"}, sweep={"train.lr": [0.1]}),
+             r"^experiments.exp.model.arch: cnn needs an image data set .* not teacher")
+
+
+def test_a_budget_below_the_smallest_image_network_is_refused():
+    # cnn at k = 1 on 1x8x8 digits: convolutions 1->1->2->4->8 with biases (10, 20, 76, 296), their
+    # batch norms (2, 4, 8, 16) and the read-out 8 -> 10 (90): 522 parameters.
+    assert _refused(_plan({"param_budget": 521}, sweep={"train.lr": [0.1]}), "^experiments") == (
+        "experiments.exp.model.param_budget: a budget of 521 parameters is below the smallest network's 522 "
+        "(k = 1, 1x8x8 images, 10 outputs) (at point train.lr=0.1)")
+    load_plan(_plan({"param_budget": 522}, sweep={"train.lr": [0.1]}))
+
+
+def test_a_budget_of_an_own_module_is_refused_word_for_word(own_module):
+    model = {"arch": "module", "module": f"{own_module}:Net"}
+    assert _refused(_plan({**model, "param_budget": 5000}, sweep={"train.lr": [0.1]}), "^experiments") == (
+        "experiments.exp.model.param_budget: arch module has no width for a budget to choose (its class and kwargs "
+        "set its size); set param_budget to 0 (at point train.lr=0.1)")
+    assert _refused(_plan(model, sweep={"model.param_budget": [0, 100]}), "^experiments") == (
+        "experiments.exp.sweep.model.param_budget: arch module has no width for a budget to choose (its class and "
+        "kwargs set its size); set param_budget to 0 (at point model.param_budget=100)")
+
+
+def test_a_budget_chosen_k_trains_and_its_count_is_in_the_runs_table(tmp_path):
+    from mathdl.pipeline import make_data
+
+    exp = load_plan(_plan({"param_budget": 5000}, sweep={"train.lr": [0.1]})).experiment("exp")
+    (group,) = exp.groups
+    k = group.model.width
+    with torch.random.fork_rng(devices=[]):
+        count = sum(p.numel() for p in convnets.build(convnets.Network("cnn", k), (1, 8, 8), 10).parameters())
+    assert k == 3 and count == 3814  # P(2) = 1,790 and P(4) = 6,594 are farther from 5,000
+    data = tmp_path / "data.npz"
+    make_data(dataclasses.asdict(group.task), data)
+    paths = [tmp_path / n for n in ("metrics.parquet", "runs.parquet", "provenance.json")]
+    train_group(json.loads(json.dumps(group.to_dict())), data, *paths, device="cpu")
+    runs = io.read_table(paths[1])
+    assert runs["n_params"].tolist() == [count, count]
+    assert runs["model.width"].tolist() == [k, k] and runs["model.param_budget"].tolist() == [5000, 5000]
+
+
+def test_mathdl_plan_prints_the_k_a_budget_chose_and_its_count(tmp_path, capsys):
+    import yaml
+
+    from mathdl import cli
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(_plan({"arch": "resnet18"}, sweep={"model.param_budget": [3000, 20000]})))
+    assert cli.main(["plan", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for group in load_plan(path).experiment("exp").groups:
+        (line,) = [x for x in lines if group.group_id in x]
+        k = group.model.width
+        with torch.random.fork_rng(devices=[]):
+            net = convnets.build(convnets.Network("resnet18", k), (1, 8, 8), 10)
+        assert line.endswith(f"; width parameter k {k} ({sum(p.numel() for p in net.parameters()):,} parameters)")
 
 
 def test_a_swept_architecture_key_is_refused_at_its_point():

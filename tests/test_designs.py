@@ -147,6 +147,48 @@ def test_a_varied_budget_is_a_design_key_and_the_achieved_count_is_in_the_runs_t
     assert runs["n_params"].tolist() == [_count(3, group.model.width, 64, 10)]
 
 
+# ----------------------------------------------------------------------------- budgets of image networks
+
+
+def _built_count(arch: str, k: int, shape=(1, 8, 8), n_classes: int = 10) -> int:
+    """Parameters of the module convnets.build makes for width k: torch's count, not the closed form."""
+    import torch
+
+    from mathdl import convnets
+
+    with torch.random.fork_rng(devices=[]):
+        net = convnets.build(convnets.Network(arch, k), shape, n_classes)
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("arch, ks", [("cnn", [7, 14, 29]), ("resnet18", [3, 5, 11])])  # as config/README.md quotes
+def test_a_budget_chooses_the_k_of_an_image_network_whose_built_module_is_nearest(arch, ks):
+    budgets = [20000, 80000, 320000]
+    exp = _plan({"task": DIGITS, "model": {"arch": arch}, "sweep": {"model.param_budget": budgets}}, seeds=[0])
+    chosen = {g.model.param_budget: g.model.width for g in exp.groups}
+    assert list(chosen) == budgets and list(chosen.values()) == ks
+    for budget, k in chosen.items():
+        near = abs(_built_count(arch, k) - budget)
+        assert k == 1 or abs(_built_count(arch, k - 1) - budget) > near  # a tie would have gone to k - 1
+        assert abs(_built_count(arch, k + 1) - budget) >= near
+    assert [k for k, _ in exp.sweep] == ["model.param_budget"]  # the chosen k is not a design key
+
+
+def test_the_usual_resnet18_s_count_chooses_k_64_on_cifar10_images():
+    model = cfg.ModelConfig(1, 1, "relu", False, 1.0, "pytorch", 1.0, arch="resnet18")
+    assert cfg.width_for_budget(model, 3 * 32 * 32, 10, 11_171_146) == 64  # the published ResNet-18
+    assert cfg.width_for_budget(model, 3 * 32 * 32, 10, _built_count("resnet18", 1, (3, 32, 32)) - 1) is None
+
+
+def test_an_image_network_s_budget_midway_between_two_ks_goes_to_the_smaller():
+    k = next(k for k in range(1, 20) if (_built_count("cnn", k) + _built_count("cnn", k + 1)) % 2 == 0)
+    midway = (_built_count("cnn", k) + _built_count("cnn", k + 1)) // 2
+    for budget, expected in ((midway, k), (midway + 1, k + 1)):
+        exp = _plan({"task": DIGITS, "model": {"arch": "cnn", "param_budget": budget}, "sweep": {"train.lr": [0.1]}},
+                    seeds=[0])
+        assert exp.groups[0].model.width == expected, budget
+
+
 # ----------------------------------------------------------------------------- refusals
 
 

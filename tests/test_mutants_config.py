@@ -770,5 +770,5 @@ def test_every_distinct_own_module_of_a_plan_is_built(own_nets):
 def test_a_budget_of_an_image_network_names_its_point_if_any(design, at):
     exp = {"task": {"name": "digits", "n_train": 64, "n_test": 64}, "model": {"arch": "cnn", "param_budget": 100},
            **design}
-    assert _design_message(exp) == ("experiments.e.model.param_budget: a budget chooses the width of a fully "
-                                    "connected network, not of cnn (vary model.width)" + at)
+    assert _design_message(exp) == ("experiments.e.model.param_budget: a budget of 100 parameters is below the "
+                                    "smallest network's 522 (k = 1, 1x8x8 images, 10 outputs)" + at)

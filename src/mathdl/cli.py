@@ -44,8 +44,10 @@ def cmd_plan(args) -> int:
             model = g.runs[0].model
             if getattr(model, "param_budget", 0):  # the width the budget chose, and what it gives
                 from mathdl import resources
+                from mathdl.report import WIDTH_PARAMETER_ARCHS
 
-                point += f"; width {model.width} ({resources.parameter_count(g):,} parameters)"
+                width = "width parameter k" if model.arch in WIDTH_PARAMETER_ARCHS else "width"
+                point += f"; {width} {model.width} ({resources.parameter_count(g):,} parameters)"
             print(f"  group {g.group_id}: {len(g.runs)} runs; {point}")
     return 0
 

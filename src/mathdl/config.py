@@ -253,9 +253,8 @@ def _check_runs(plan: "Plan") -> None:
 
 IMAGE_ARCHITECTURES = ("cnn", "resnet18", "module")  # model.arch values that train on images
 # Model keys an image network does not read, with the one value it accepts (it is built with
-# ReLU and PyTorch's initialization; its size is the width k).
-IMAGE_FIXED_KEYS = {"depth": 1, "activation": "relu", "residual": False, "init": "pytorch", "output_scale": 1.0,
-                    "param_budget": 0}
+# ReLU and PyTorch's initialization; its size is the width k, which a param_budget may choose).
+IMAGE_FIXED_KEYS = {"depth": 1, "activation": "relu", "residual": False, "init": "pytorch", "output_scale": 1.0}
 
 
 def _check_architecture(study: str, group: GroupSpec, where: str, at: str, built: set) -> None:
@@ -568,7 +567,9 @@ def _check_budget(at: str, exp: dict, part_of: dict[str, str]) -> None:
 
 def width_for_budget(model: ModelConfig, d: int, k: int, budget: int) -> int | None:
     """The width w >= 1 whose network (d inputs, k outputs) has the parameter count P(w) nearest
-    ``budget``, ties to the smaller width; None when even P(1) exceeds the budget.
+    ``budget``, ties to the smaller width; None when even P(1) exceeds the budget. For cnn and
+    resnet18, w is the width parameter k (stages of k, 2k, 4k, 8k channels) and d the pixels of
+    the data set's images; P is the closed form of resources.image_network_costs.
 
     P(w) grows strictly with w and P(w) > w, so bisection on [1, budget] finds the largest w with
     P(w) <= budget; the nearest is it or w + 1.
@@ -694,30 +695,31 @@ def _design_points(exp: dict) -> list[dict]:
 
 
 def _resolve_budget(name: str, exp: dict, sections: dict, point: dict) -> None:
-    """With model.param_budget set, the point's width is the one nearest the budget (in place)."""
+    """With model.param_budget set, the point's width (an image network's k) is the one nearest
+    the budget (in place)."""
     from mathdl.resources import network_parameter_count
-    from mathdl.tasks import input_dim, n_outputs
+    from mathdl.tasks import image_shape, input_dim, n_outputs
 
     model = sections["model"]
     if not model["param_budget"]:
         return
-    if model["arch"] in IMAGE_ARCHITECTURES:
-        part = _part_varying(exp, "model.param_budget")
-        at = f" (at point {_point_text(point)})" if point else ""
-        raise ConfigError(f"experiments.{name}.{part + '.' if part else ''}model.param_budget: a budget chooses the "
-                          f"width of a fully connected network, not of {model['arch']} (vary model.width){at}")
+    part = _part_varying(exp, "model.param_budget")
+    key = f"experiments.{name}.{part + '.' if part else ''}model.param_budget"
+    at = f" (at point {_point_text(point)})" if point else ""
+    if model["arch"] == "module":
+        raise ConfigError(f"{key}: arch module has no width for a budget to choose (its class and kwargs set its "
+                          f"size); set param_budget to 0{at}")
     task = TaskConfig(**sections["task"])
+    if model["arch"] in IMAGE_ARCHITECTURES and image_shape(task) is None:
+        return  # no images to count on: _check_architecture names the data set the network needs
     d, k = input_dim(task), n_outputs(task)
     width = width_for_budget(ModelConfig(**model), d, k, model["param_budget"])
     if width is None:
         smallest = network_parameter_count(ModelConfig(**{**model, "width": 1}), d, k)
-        part = _part_varying(exp, "model.param_budget")
-        at = f" (at point {_point_text(point)})" if point else ""
-        raise ConfigError(
-            f"experiments.{name}.{part + '.' if part else ''}model.param_budget: a budget of "
-            f"{model['param_budget']:,} parameters is below the smallest network's {smallest:,} (width 1, depth "
-            f"{model['depth']}, {d} inputs, {k} outputs){at}"
-        )
+        network = (f"k = 1, {'x'.join(map(str, image_shape(task)))} images" if model["arch"] in IMAGE_ARCHITECTURES
+                   else f"width 1, depth {model['depth']}, {d} inputs")
+        raise ConfigError(f"{key}: a budget of {model['param_budget']:,} parameters is below the smallest network's "
+                          f"{smallest:,} ({network}, {k} outputs){at}")
     model["width"] = width
 
 
