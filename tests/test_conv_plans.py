@@ -105,6 +105,12 @@ def test_resmlp_is_the_residual_mlp_with_its_runs():
         ({"kwargs": {"a": 1}}, {}, {}, "sweep", r"model.kwargs: only for model.arch module"),
         ({"arch": "mlp"}, {"augment_crop": 2}, {}, "sweep", r"train.augment_crop: augmentation is for image networks"),
         ({"arch": "mlp"}, {"augment_flip": True}, {}, "sweep", r"train.augment_flip: augmentation is for image networks"),
+        ({"arch": "mlp"}, {"mixed_precision": True}, {}, "sweep", r"^experiments.exp.train.mixed_precision: bfloat16 "
+         r"autocast is for image networks \(model.arch cnn, resnet18 or module\); mlp trains in its dtype \(float32\) "
+         r"\(at sweep point model.width=1\)$"),
+        ({}, {"mixed_precision": True, "dtype": "float64"}, {}, "sweep", r"^experiments.exp.train.mixed_precision: it "
+         r"keeps float32 parameters under bfloat16 autocast; set train.dtype to float32, not float64 \(at sweep point "
+         r"model.width=1\)$"),
         ({}, {}, {"name": "teacher"}, "sweep", r"model.arch: cnn needs an image data set .* not teacher"),
         ({}, {}, {}, "overfitting", r"model.arch: study overfitting trains mlp networks, not cnn \(cnn trains in "
                                     r"deep_double_descent, sweep\)"),
@@ -340,3 +346,12 @@ def test_the_sweep_s_words_name_the_cnn_and_no_hidden_layers(trained_cnn_sweep):
     assert r"of the standard convolutional family of \citet{nakkiran2020deep}" in section
     assert "hidden layer" not in section and "ReLU activations" not in section
     assert r"sweeping width parameter $k$ over \num{1} and \num{2}" in section
+
+
+def test_mixed_precision_is_part_of_a_runs_identity_only_when_on():
+    plain, off, on = (load_plan(_plan(train=t)).experiment("exp") for t in
+                      ({}, {"mixed_precision": False}, {"mixed_precision": True}))
+    assert [r.run_id for r in plain.runs] == [r.run_id for r in off.runs]  # plans of before keep their ids
+    assert not {r.run_id for r in on.runs} & {r.run_id for r in plain.runs}
+    assert not {g.group_id for g in on.groups} & {g.group_id for g in plain.groups}  # trained as a group of its own
+    assert all(r.train.mixed_precision for r in on.runs)

@@ -280,7 +280,13 @@ def _check_architecture(study: str, group: GroupSpec, where: str, at: str, built
             if getattr(train, key):
                 raise ConfigError(f"{where}.train.{key}: augmentation is for image networks (model.arch cnn, resnet18 "
                                   f"or module); a fully connected network trains on flat rows{at}")
+        if train.mixed_precision:
+            raise ConfigError(f"{where}.train.mixed_precision: bfloat16 autocast is for image networks (model.arch "
+                              f"cnn, resnet18 or module); {arch} trains in its dtype ({train.dtype}){at}")
         return
+    if train.mixed_precision and train.dtype != "float32":
+        raise ConfigError(f"{where}.train.mixed_precision: it keeps float32 parameters under bfloat16 autocast; "
+                          f"set train.dtype to float32, not {train.dtype}{at}")
     if image_shape(task) is None:
         raise ConfigError(f"{where}.model.arch: {arch} needs an image data set (task.name digits, mnist, "
                           f"fashion_mnist or cifar10), not {task.name}{at}")
