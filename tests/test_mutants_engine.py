@@ -322,3 +322,62 @@ def test_targets_are_on_the_runs_dtype_and_labels_stay_integers(dtype):
     assert {t.dtype for t in ens.y.values()} == {want} and {t.dtype for t in ens.x.values()} == {want}
     labels = _ensemble(dtype=dtype)
     assert {t.dtype for t in labels.y.values()} == {torch.int64}
+
+
+# ----------------------------------------------------------------------------- malloc and prefetching
+
+
+def _heap() -> tuple[int, int]:
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            lo, hi = (int(v, 16) for v in line.split()[0].split("-"))
+            return lo, hi
+    return 0, 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
+def test_freed_memory_stays_with_the_process_up_to_256_mb(monkeypatch):
+    """keep_freed_memory's two malloc settings, seen in the process's memory map: a block under
+    256 MB comes from the heap (not a mapping of its own, which glibc returns to the OS on free),
+    one above it does not, and freeing the heap's top block leaves the heap as large as it was."""
+    import ctypes
+
+    monkeypatch.setattr(engine, "_KEPT", None)
+    assert engine.keep_freed_memory() is True
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+    below, above = libc.malloc(2**28 - 2**20), libc.malloc(2**28 + 2**20)
+    try:
+        lo, hi = _heap()
+        assert lo <= below < hi and not lo <= above < hi
+    finally:
+        libc.free(above)
+        libc.free(below)
+    assert _heap() == (lo, hi)  # not trimmed
+    monkeypatch.setattr(engine, "_KEPT", None)  # the setting is asked for once per process
+    calls = []
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: calls.append(name) or libc)
+    engine.keep_freed_memory()
+    engine.keep_freed_memory()
+    assert calls == ["libc.so.6"]
+
+
+def test_prefetched_epoch_orders_are_the_orders_drawn_in_turn():
+    """A GPU draws the next epoch's orders on a thread while the current one trains; the orders
+    (and the generators' states after them) are those drawn one epoch at a time."""
+    cpu = torch.device("cpu")
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1, 2)]
+    want = [torch.stack([torch.randperm(10, generator=g) for g in gens]) for _ in range(4)]
+    pre = engine._EpochOrders([torch.Generator().manual_seed(s) for s in (0, 1, 2)], 10, cpu, prefetch=True)
+    try:
+        got = [pre.next() for _ in range(4)]
+    finally:
+        pre.close()
+    assert pre.pool._shutdown
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+    # one epoch more was drawn ahead of time: the generators are where five epochs leave them
+    fifth = torch.stack([torch.randperm(10, generator=g) for g in gens])
+    assert torch.equal(pre.pending.result(), fifth)
+    plain = engine._EpochOrders([torch.Generator().manual_seed(0)], 10, cpu, prefetch=False)
+    assert plain.pool is None and torch.equal(plain.next(), want[0][:1])
