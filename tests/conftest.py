@@ -1,4 +1,5 @@
-"""Shared fixtures: the project root and small plans."""
+"""Shared fixtures (the project root, small plans, the figures a study saves); one thread per test
+process; the Snakemake tests kept out of pytest-xdist's workers."""
 
 from __future__ import annotations
 
@@ -6,12 +7,28 @@ from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 # One thread: the tests train tiny networks, for which a second thread only adds overhead
 # (50-100x slower on a busy 2-core machine). Workflow jobs set their own threads.
 torch.set_num_threads(1)
+# NumPy's BLAS too: OpenBLAS starts a thread per core. Beside two busy processes a closed-form
+# study test ran 4x slower on two threads than on one, and 20x under `pytest -n 2`.
+threadpool_limits(limits=1, user_api="blas")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures: no Snakemake run starts
+def pytest_runtest_setup(item):
+    """pytest-xdist (`-n 2`) runs the fast suite, never the Snakemake tests: each of those runs
+    Snakemake on several cores, and they share the session's finished plans (tiny, smoke), which
+    every worker would build again. Keeping them on one worker needs `--dist loadgroup`, whose
+    groups pytest 9.2 silently ignores (pytest-dev/pytest-xdist#1386). So under `-n` they fail,
+    saying how to run them."""
+    if hasattr(item.config, "workerinput") and (item.get_closest_marker("workflow") or item.get_closest_marker("slurm")):
+        pytest.fail('the workflow and Slurm tests run without -n: pytest -m "workflow or slurm" runs them, and '
+                    'pytest -n 2 -m "not workflow and not slurm" the rest in parallel', pytrace=False)
 
 
 @pytest.fixture
