@@ -328,11 +328,11 @@ def test_targets_are_on_the_runs_dtype_and_labels_stay_integers(dtype):
 
 
 def _heap() -> tuple[int, int]:
-    for line in open("/proc/self/maps"):
-        if line.rstrip().endswith("[heap]"):
-            lo, hi = (int(v, 16) for v in line.split()[0].split("-"))
-            return lo, hi
-    return 0, 0
+    """The brk heap's span. The kernel may list it as several adjacent [heap] mappings (split by a
+    change of flags on part of it, as in a long-lived pytest-xdist worker): their union."""
+    spans = [[int(v, 16) for v in line.split()[0].split("-")]
+             for line in open("/proc/self/maps") if line.rstrip().endswith("[heap]")]
+    return (min(lo for lo, _ in spans), max(hi for _, hi in spans)) if spans else (0, 0)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
