@@ -33,7 +33,9 @@ def test_a_job_ends_when_its_snakemake_is_killed(tmp_path):
     script.write_text(PARENT.format(child=CHILD))
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     child_pid = int(parent.stdout.readline())
-    time.sleep(1.5)  # the child finds its ancestor
+    # The child prints the pid it watches once it found its ancestor (no fixed wait, which a busy
+    # machine could outlast): its fake Snakemake, the parent.
+    assert parent.stdout.readline().strip() == str(parent.pid)
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     deadline = time.time() + 10
