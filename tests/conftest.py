@@ -84,16 +84,35 @@ def finished_smoke(tmp_path_factory) -> Path:
     return work
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+def _keeping(figs: dict):
+    """plots.save that also keeps each figure in ``figs``, by name."""
     from mathdl import plots
 
-    figs, save = {}, plots.save
+    save = plots.save
 
     def keep(fig, outdir, name, plot):
         figs[name] = fig
         return save(fig, outdir, name, plot)
 
-    monkeypatch.setattr(plots, "save", keep)
+    return keep
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the study saves, by name: still inspectable after plots.save has closed them."""
+    from mathdl import plots
+
+    figs = {}
+    monkeypatch.setattr(plots, "save", _keeping(figs))
     return figs
+
+
+def draw_figures(figures, *args) -> tuple[list[str], dict]:
+    """A study's ``figures(*args)``: the names it returns and the figures it saved, by name. For a
+    module-scoped fixture, so that the tests reading one set of figures draw and save it once."""
+    from mathdl import plots
+
+    figs = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "save", _keeping(figs))
+        return figures(*args), figs

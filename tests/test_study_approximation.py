@@ -82,29 +82,10 @@ def registered(monkeypatch):
     monkeypatch.setitem(enum, "enum", [*enum["enum"], "approximation"])
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
-    from mathdl.pipeline import run_parameters
-    from mathdl.tables import Tables
-    from mathdl.tasks import make_dataset
-
-    config = {"device": "cpu", "experiments": {"ap": {
-        "study": "approximation", "seeds": [0, 1],
-        "params": {"dim": 3, "widths": [2, 8, 32], "activations": ["relu", "softplus"], "teacher_width": 500,
-                   "n_train": 100, "n_test": 200, "maurey_draws": 5},
-        "train": {"epochs": 100, "lr": 0.02},
-    }}}
-    plan = cfg.load_plan(config)
-    exp = plan.experiment("ap")
+def test_compute_analyze_figures_report(registered, tiny_run, tmp_path, root, drawn):
+    plan, exp, tables, summary = tiny_run  # the summary as JSON, NaN refused
     assert len(exp.groups) == 2  # one per target
-    metrics, runs = [], []
-    for group in exp.groups:
-        result = ap.compute(group, make_dataset(group.task), device="cpu")
-        assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
-        metrics.append(result.metrics)
-        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
-    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
-
-    summary = json.loads(json.dumps(ap.analyze(tables, exp), allow_nan=False))
+    assert list(tables.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
     assert summary["targets"] == ["teacher", "bump"] and summary["widths"] == [2, 8, 32]
     # Slopes and errors against the raw test rows: per run a least squares line through
     # (log m, log error), and per width the mean over the two seeds.
@@ -171,8 +152,9 @@ def test_bump_barron_bound_from_its_fourier_representation():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """(experiment, summary) of a real tiny run, both targets, two activations, two seeds."""
+def tiny_run():
+    """A real tiny run, both targets, two activations, two seeds (computed once for the file): plan,
+    experiment, tables and the summary (as JSON)."""
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
     from mathdl.tasks import make_dataset
@@ -190,7 +172,13 @@ def tiny():
         metrics.append(result.metrics)
         runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
     tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
-    return exp, json.loads(json.dumps(ap.analyze(tables, exp), allow_nan=False))
+    return plan, exp, tables, json.loads(json.dumps(ap.analyze(tables, exp), allow_nan=False))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_run):
+    """(experiment, summary) of the real tiny run."""
+    return tiny_run[1], tiny_run[3]
 
 
 def _words(exp, summary) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from scipy import stats
 
 import mathdl.config as cfg
 from mathdl.studies import curse
+from conftest import draw_figures
 from helpers import words as _words
 
 
@@ -153,29 +154,10 @@ def _independent_errors(seed: int, dim: int, n: int, n_test: int, k: int, m: int
     return relative_mse, tv, float((dist.min(axis=1) / dist.max(axis=1)).mean())
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
-    import json
-
-    from mathdl.pipeline import run_parameters
-    from mathdl.tables import Tables
-    from mathdl.tasks import make_dataset
-
-    config = {"device": "cpu", "experiments": {"cu": {
-        "study": "curse", "seeds": [0, 1], "params": {"n_train": 200, "n_test": 50, "k": 5},
-        "sweep": {"params.dim": [1, 3, 8, 40]},
-    }}}
-    plan = cfg.load_plan(config)
-    exp = plan.experiment("cu")
+def test_compute_analyze_figures_report(registered, tiny_run, figured, root):
+    plan, exp, tables, summary = tiny_run  # the summary as JSON, NaN refused
     assert len(exp.groups) == 4 and exp.plot.x == "params.dim"
-    metrics, runs = [], []
-    for group in exp.groups:
-        result = curse.compute(group, make_dataset(group.task), device="cpu")
-        assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
-        metrics.append(result.metrics)
-        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
-    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
-
-    summary = json.loads(json.dumps(curse.analyze(tables, exp), allow_nan=False))
+    assert list(tables.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
     assert summary["dims"] == [1, 3, 8, 40]
     assert summary["bins_needed_by_dim"] == {"1": 10.0, "3": 1e3, "8": 1e8, "40": 1e40}
     # Each dimension's errors, recomputed run by run, and the first dimension past 1/2: the kNN error
@@ -191,10 +173,10 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     assert summary["hist_l1_by_dim"]["40"] == pytest.approx(2.0)
     assert summary["max_hist_l1_theory_error"] < 0.2
 
-    names = curse.figures(tables, summary, exp, plan.plot, tmp_path)
+    names, drawn, outdir = figured
     assert names == list(curse.FIGURES) == list(drawn)
     for name in names:
-        assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+        assert (outdir / f"{name}.pdf").stat().st_size > 0 and (outdir / f"{name}.png").exists()
     errors, bins = drawn["error_vs_dim"].axes
     hist_line, knn_line, theory_line, level_line = [line for line in errors.get_lines() if len(line.get_xdata())]
     np.testing.assert_allclose([hist_line.get_ydata(), knn_line.get_ydata()], [tv, knn], rtol=1e-9)
@@ -267,6 +249,14 @@ def tiny_run():
     return plan, exp, tables, json.loads(json.dumps(curse.analyze(tables, exp), allow_nan=False))
 
 
+@pytest.fixture(scope="module")
+def figured(tiny_run, tmp_path_factory):
+    """The tiny run's figures, drawn and saved once: names, figures by name, their folder."""
+    plan, exp, tables, summary = tiny_run
+    outdir = tmp_path_factory.mktemp("figures")
+    return (*draw_figures(curse.figures, tables, summary, exp, plan.plot, outdir), outdir)
+
+
 def _edited(summary, last=None, **changes):
     """A copy of the summary with top-level changes and, with ``last``, changes to the largest d's entry."""
     import json
@@ -330,18 +320,9 @@ def test_words_for_other_outcomes(tiny_run):
     assert "$n=n$" in section + slides
 
 
-def test_figures_print_readably(tiny_run, tmp_path, monkeypatch):
-    from mathdl import plots
-
-    plan, exp, tables, summary = tiny_run
-    drawn, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        drawn[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    assert curse.figures(tables, summary, exp, plan.plot, tmp_path) == list(curse.FIGURES) == list(drawn)
+def test_figures_print_readably(figured):
+    names, drawn, _ = figured
+    assert names == list(curse.FIGURES) == list(drawn)
     # as the templates include them; on the slide, a 0.6-width column and at most 0.78 of the height
     shown = {"error_vs_dim": (0.8 * PAPER_TEXT_WIDTH_IN,), "distance_ratio": (0.7 * PAPER_TEXT_WIDTH_IN,),
              "slide_error_vs_dim": (0.6 * SLIDE_TEXT_WIDTH_IN, 0.78 * SLIDE_TEXT_HEIGHT_IN)}

@@ -212,27 +212,30 @@ TINY = {"k_max": 3, "shallow_widths": [1, 3, 4, 8], "shallow_restarts": 4, "dim"
         "deep_width": 8, "epochs": 3, "batch_size": 100}
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
+@pytest.fixture(scope="module")
+def tiny_run():
+    """A real tiny run over seeds 0 and 1, computed once for the file: plan, experiment, each group's
+    result, the tables and the summary (as JSON)."""
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
     from mathdl.tasks import make_dataset
 
-    config = {"device": "cpu", "experiments": {"ds": {
-        "study": "depth_separation", "seeds": [0, 1],
-        "params": TINY,
-    }}}
-    plan = cfg.load_plan(config)
+    plan = cfg.load_plan({"device": "cpu", "experiments": {"ds": {"study": "depth_separation", "seeds": [0, 1],
+                                                                  "params": TINY}}})
     exp = plan.experiment("ds")
-    metrics, runs = [], []
-    for group in exp.groups:
-        result = ds.compute(group, make_dataset(group.task), device="cpu")
+    results = [ds.compute(group, make_dataset(group.task), device="cpu") for group in exp.groups]
+    tables = Tables(pd.concat([r.metrics for r in results], ignore_index=True),
+                    pd.concat([r.runs.merge(run_parameters(g), on=["run_id", "seed"])
+                               for g, r in zip(exp.groups, results)], ignore_index=True))
+    return plan, exp, results, tables, json.loads(json.dumps(ds.analyze(tables, exp), allow_nan=False))
+
+
+def test_compute_analyze_figures_report(registered, tiny_run, tmp_path, root, drawn):
+    plan, exp, results, tables, summary = tiny_run
+    for group, result in zip(exp.groups, results, strict=True):
         assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
         assert set(result.metrics["run_id"]) == {r.run_id for r in group.runs}
-        metrics.append(result.metrics)
-        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
-    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
 
-    summary = json.loads(json.dumps(ds.analyze(tables, exp), allow_nan=False))
     assert summary["sawtooth_max_error"] == 0.0
     assert summary["sawtooth_pieces"] == {"1": 2, "2": 4, "3": 8}
     assert summary["shallow_exact_width"] == {"1": 3, "2": 4, "3": 8}  # the smallest fitted W >= 2^k
@@ -307,25 +310,10 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
 # ----------------------------------------------------------------------------- the words
 
 
-def _tables(exp):
-    from mathdl.pipeline import run_parameters
-    from mathdl.tables import Tables
-    from mathdl.tasks import make_dataset
-
-    metrics, runs = [], []
-    for group in exp.groups:
-        result = ds.compute(group, make_dataset(group.task), device="cpu")
-        metrics.append(result.metrics)
-        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
-    return Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
-
-
 @pytest.fixture(scope="module")
-def tiny():
-    """(experiment, summary) of a real tiny run."""
-    exp = cfg.load_plan({"device": "cpu", "experiments": {"ds": {
-        "study": "depth_separation", "seeds": [0, 1], "params": TINY}}}).experiment("ds")
-    return exp, json.loads(json.dumps(ds.analyze(_tables(exp), exp), allow_nan=False))
+def tiny(tiny_run):
+    """(experiment, summary) of the real tiny run."""
+    return tiny_run[1], tiny_run[4]
 
 
 def _words(exp, summary) -> tuple[str, str]:

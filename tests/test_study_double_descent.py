@@ -59,6 +59,20 @@ def _summary(tables, exp) -> dict:
     return json.loads(json.dumps(dd.analyze(tables, exp), allow_nan=False))  # what summary.json holds
 
 
+BOTH_METHODS = {**TINY, "sweep": {"task.label_noise": [0.0, 0.2], "params.method": ["random_features", "network"]}}
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    """A real tiny run, both methods, label noise 0 and 0.2 (computed once for the file): plan,
+    experiment, tables and summary."""
+    import torch
+
+    torch.set_num_threads(1)
+    plan, exp, tables = _run(BOTH_METHODS)
+    return plan, exp, tables, _summary(tables, exp)
+
+
 # ----------------------------------------------------------------------------- the mathematics
 
 
@@ -160,14 +174,13 @@ def _has_line(ax, y) -> bool:
                for line in ax.get_lines())
 
 
-def test_compute_analyze_figures_report(tmp_path, root, drawn):
-    experiment = {**TINY, "sweep": {"task.label_noise": [0.0, 0.2], "params.method": ["random_features", "network"]}}
-    plan, exp, tables = _run(experiment)
+def test_compute_analyze_figures_report(tiny_run, tmp_path, root, drawn):
+    plan, exp, tables, summary = tiny_run
     m = tables.metrics
     assert list(m.columns) == ["run_id", "epoch", "split", "metric", "value", *dd.COORDINATES]
     assert set(m["run_id"]) == set(tables.runs["run_id"]) and len(tables.runs) == 8
     assert not tables.runs["diverged"].any()
-    pd.testing.assert_frame_equal(m, _run(experiment)[2].metrics)  # deterministic given the seeds
+    pd.testing.assert_frame_equal(m, _run(BOTH_METHODS)[2].metrics)  # deterministic given the seeds
     # Networks: the width whose p = w (d + 1) + K (w + 1) is closest to ratio n K, recorded beside the engine's metrics.
     nn = m[m["ratio"].notna() & m["ridge"].isna()]
     sizes = nn.drop_duplicates("width").sort_values("width")
@@ -175,7 +188,6 @@ def test_compute_analyze_figures_report(tmp_path, root, drawn):
     np.testing.assert_allclose(sizes["ratio"], sizes["n_params"] / 600)
     assert sorted(nn["epoch"].unique()) == eval_epochs(60, 4)  # the engine's schedule, every size
 
-    summary = _summary(tables, exp)
     assert summary["headline_label_noise"] == 0.2 and summary["label_noises"] == [0.0, 0.2]
     assert sorted(summary["random_features"]) == sorted(summary["network"]) == ["0", "0.2"]
     assert summary["network"]["0.2"]["widths"] == list(sizes["width"])
@@ -262,14 +274,9 @@ def test_peak_decision_needs_a_rise_above_both_ends():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """(experiment, summary) of a real tiny run: both methods, label noise 0 and 0.2."""
-    import torch
-
-    torch.set_num_threads(1)
-    _, exp, tables = _run({**TINY, "sweep": {"task.label_noise": [0.0, 0.2],
-                                             "params.method": ["random_features", "network"]}})
-    return exp, _summary(tables, exp)
+def tiny(tiny_run):
+    """(experiment, summary) of the real tiny run."""
+    return tiny_run[1], tiny_run[3]
 
 
 def _words(exp, summary) -> tuple[str, str]:

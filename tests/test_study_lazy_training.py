@@ -48,6 +48,17 @@ def _run(config):
     return plan, exp, Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
 
 
+TINY_CONFIG = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0, 1], "params": TINY}}}
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    """The TINY configuration over seeds 0 and 1, computed once for the file: plan, experiment,
+    tables and the summary (as JSON)."""
+    plan, exp, tables = _run(TINY_CONFIG)
+    return plan, exp, tables, json.loads(json.dumps(lt.analyze(tables, exp), allow_nan=False))
+
+
 def test_slope_fit_recovers_a_power_law():
     x = np.array([64, 256, 1024, 4096])
     slope, intercept = loglog_slope(x, 3.0 * x**-0.5)
@@ -59,14 +70,12 @@ def _has_line(ax, y) -> bool:
                for line in ax.get_lines())
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
-    config = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0, 1], "params": TINY}}}
-    plan, exp, tables = _run(config)
+def test_compute_analyze_figures_report(registered, tiny_run, tmp_path, root, drawn):
+    plan, exp, tables, summary = tiny_run  # the summary as JSON, NaN refused
     assert list(tables.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
     assert len(tables.runs) == 2 and not tables.runs["diverged"].any()
-    pd.testing.assert_frame_equal(tables.metrics, _run(config)[2].metrics)  # deterministic given the seeds
+    pd.testing.assert_frame_equal(tables.metrics, _run(TINY_CONFIG)[2].metrics)  # deterministic given the seeds
 
-    summary = json.loads(json.dumps(lt.analyze(tables, exp), allow_nan=False))
     assert summary["widths"] == [16, 64, 256]
     # Per seed, a least squares line through (log m, log value) of the raw rows: about -1/2 for the
     # weight change (-0.42 and -0.45), steeper and more scattered for the kernel and the output.
@@ -122,10 +131,8 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     assert "\\cite" not in piece.slides and 1 <= piece.slides.count("\\begin{frame}") <= 2
 
 
-def test_deep_per_layer_changes_shrink_with_width(registered):
-    config = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0, 1], "params": TINY}}}
-    _, exp, tables = _run(config)
-    summary = json.loads(json.dumps(lt.analyze(tables, exp), allow_nan=False))
+def test_deep_per_layer_changes_shrink_with_width(tiny_run):
+    _, exp, tables, summary = tiny_run
     layers = [str(l) for l in range(1, TINY["deep_depth"] + 2)]  # hidden layers and the output layer
     assert summary["deep_widths"] == TINY["deep_widths"] and summary["deep_layers"] == [int(l) for l in layers]
     change = summary["deep_layer_change"]
@@ -152,11 +159,9 @@ def test_a_sweep_is_refused(registered):
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """(experiment, summary) of a real tiny run."""
-    config = {"device": "cpu", "experiments": {"lt": {"study": "lazy_training", "seeds": [0, 1], "params": TINY}}}
-    _, exp, tables = _run(config)
-    return exp, json.loads(json.dumps(lt.analyze(tables, exp), allow_nan=False))
+def tiny(tiny_run):
+    """(experiment, summary) of the real tiny run."""
+    return tiny_run[1], tiny_run[3]
 
 
 def _words(exp, summary) -> tuple[str, str]:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mathdl.studies import optimizers as opt
+from conftest import draw_figures
 from helpers import edited as _edited, words as _words
 
 # Tolerances. GD with the best step contracts both eigendirections by exactly (k-1)/(k+1), so
@@ -173,34 +174,18 @@ def test_params_are_validated(registered):
         load_plan({"experiments": {"opt": {"study": "optimizers", "params": {"methods": ["adam"]}}}})
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, drawn):
-    from mathdl.config import load_plan
-    from mathdl.pipeline import run_parameters
-    from mathdl.tables import Tables
+def test_compute_analyze_figures_report(registered, tiny_run, figured):
     from mathdl.templating import render_experiment
 
-    plan = load_plan({"device": "cpu", "experiments": {"opt": {
-        "study": "optimizers", "seeds": [0],
-        "params": {"iterations": 80},
-        "sweep": {"params.landscape": ["quadratic", "lecture"], "params.kappa": [1, 10]},
-    }}})
-    exp = plan.experiment("opt")
+    plan, exp, tables, summary = tiny_run  # the summary as JSON, NaN refused
     assert len(exp.groups) == 4
-    metrics, runs = [], []
-    for group in exp.groups:
-        result = opt.compute(group, None, device="cpu")
-        assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
-        assert {"run_id", "seed", "diverged", "diverged_epoch"} <= set(result.runs.columns)
-        metrics.append(result.metrics)
-        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
-    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
-    summary = opt.analyze(tables, exp)
+    assert list(tables.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
+    assert {"run_id", "seed", "diverged", "diverged_epoch"} <= set(tables.runs.columns)
     assert summary["gd_rate_error"] < GD_TOL
     assert 0 <= summary["heavy_ball_rate_excess"] < 0.05  # a short window: a larger excess
     assert summary["kappas"] == [1.0, 10.0]
     assert summary["lecture_f_star"] < 1e-25
     assert len([e for e in summary["landscapes"] if e["landscape"] == "lecture"]) == 1  # kappa ignored there
-    json.dumps(summary, allow_nan=False)
     # The fitted rates against the closed forms (written out here): GD contracts by (k-1)/(k+1) exactly;
     # the tuned heavy ball and Nesterov have a double root, fitted a little above (sqrt k - 1)/(sqrt k + 1)
     # and 1 - 1/sqrt k over 80 iterations; at k = 1 all three reach x* in one step.
@@ -212,10 +197,10 @@ def test_compute_analyze_figures_report(registered, tmp_path, drawn):
     assert [rates[m]["1"] for m in ("gd", "heavy_ball", "nesterov")] == [0.0, 0.0, 0.0]
     assert summary["one_step_kappas"] == [1.0]
 
-    names = opt.figures(tables, summary, exp, plan.plot, tmp_path)
+    names, drawn, outdir = figured
     assert names == list(opt.FIGURES) == list(drawn)
     for name in names:
-        assert (tmp_path / f"{name}.pdf").is_file() and (tmp_path / f"{name}.png").is_file()
+        assert (outdir / f"{name}.pdf").is_file() and (outdir / f"{name}.png").is_file()
     # GD from (-2, 1) on the kappa = 10 quadratic with the tuned step: x_t = (-2 r^t, (-r)^t), r = 9/11.
     panel = next(ax for ax in drawn["paths"].axes if ax.get_title() == r"quadratic, $\kappa$ = 10")
     (gd,) = [line for line in panel.get_lines() if line.get_label() == "GD"]
@@ -275,6 +260,14 @@ def tiny_run():
     """Quadratics at kappa 1 and 10 and the lecture landscape, 80 iterations: no method reaches a
     minimizer of the lecture landscape yet."""
     return _tiny({"iterations": 80}, {"params.landscape": ["quadratic", "lecture"], "params.kappa": [1, 10]})
+
+
+@pytest.fixture(scope="module")
+def figured(tiny_run, tmp_path_factory):
+    """The tiny run's figures, drawn and saved once: names, figures by name, their folder."""
+    plan, exp, tables, summary = tiny_run
+    outdir = tmp_path_factory.mktemp("figures")
+    return (*draw_figures(opt.figures, tables, summary, exp, plan.plot, outdir), outdir)
 
 
 @pytest.fixture(scope="module")
@@ -399,20 +392,11 @@ def test_adagrad_and_divergence_words(tiny_run):
     assert r"One of the \num{12} paths diverged." in section
 
 
-def test_figures_tell_the_methods_apart_and_print_readably(tiny_run, tmp_path, monkeypatch):
+def test_figures_tell_the_methods_apart_and_print_readably(figured):
     from matplotlib.colors import to_rgb
 
-    from mathdl import plots
-
-    plan, exp, tables, summary = tiny_run
-    drawn, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        drawn[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    assert opt.figures(tables, summary, exp, plan.plot, tmp_path) == list(opt.FIGURES) == list(drawn)
+    names, drawn, _ = figured
+    assert names == list(opt.FIGURES) == list(drawn)
     # one colour and line style per method, the same in every figure; no two colours alike
     styles = {}
     for name in ("paths", "suboptimality", "slide_quadratic", "slide_lecture"):

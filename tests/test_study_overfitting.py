@@ -11,6 +11,7 @@ import pytest
 
 import mathdl.config as cfg
 from mathdl.studies import overfitting as of
+from conftest import draw_figures
 from helpers import edited as _edited, words as _words
 
 
@@ -190,6 +191,26 @@ TINY = {
 }
 
 
+TINY_CONFIG = {"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0, 1], "params": TINY}}}
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    """The TINY configuration over seeds 0 and 1: plan, experiment, tables and the summary (as JSON)."""
+    import json
+
+    plan, exp, tables = _run(TINY_CONFIG)
+    return plan, exp, tables, json.loads(json.dumps(of.analyze(tables, exp), allow_nan=False))
+
+
+@pytest.fixture(scope="module")
+def figured(tiny_run, tmp_path_factory):
+    """The tiny run's figures, drawn and saved once: names, figures by name, their folder."""
+    plan, exp, tables, summary = tiny_run
+    outdir = tmp_path_factory.mktemp("figures")
+    return (*draw_figures(of.figures, tables, summary, exp, plan.plot, outdir), outdir)
+
+
 def _run(config):
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
@@ -263,20 +284,16 @@ def _vertical_lines(ax) -> list[float]:
             if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]]
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
-    import json
-
+def test_compute_analyze_figures_report(registered, tiny_run, figured, root):
     from mathdl.report import fmt
     from mathdl.templating import render_experiment
 
-    config = {"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0, 1], "params": TINY}}}
-    plan, exp, tables = _run(config)
+    plan, exp, tables, summary = tiny_run  # the summary as JSON, NaN refused
     assert list(tables.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
     assert len(tables.runs) == 2 and not tables.runs["diverged"].any()
-    again = _run(config)[2]
+    again = _run(TINY_CONFIG)[2]
     pd.testing.assert_frame_equal(tables.metrics, again.metrics)  # deterministic given the seeds
 
-    summary = json.loads(json.dumps(of.analyze(tables, exp), allow_nan=False))
     assert summary["degrees"] == list(range(8))
     # The U curve and its minimiser against the same seeds' data refitted independently: degree 4
     # (test error 0.110, next best 0.139 at degree 6); leave-one-out picks 1 (0.27, next 0.51).
@@ -302,10 +319,10 @@ def test_compute_analyze_figures_report(registered, tmp_path, root, drawn):
     # Two of the five blues lie left of the reds, three right: every threshold misses at least two.
     assert summary["featuremap_threshold_error_min"] == summary["featuremap_threshold_error"]["mean"] == 0.2
 
-    names = of.figures(tables, summary, exp, plan.plot, tmp_path)
+    names, drawn, outdir = figured
     assert names == list(of.FIGURES) == list(drawn)
     for name in names:
-        assert (tmp_path / f"{name}.pdf").stat().st_size > 0 and (tmp_path / f"{name}.png").exists()
+        assert (outdir / f"{name}.pdf").stat().st_size > 0 and (outdir / f"{name}.png").exists()
     (ax,) = drawn["u_curve"].axes
     train, leave_one_out, test_line = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
     np.testing.assert_allclose(test_line.get_ydata(), test.mean(axis=0), rtol=1e-8)  # seaborn's mean over seeds
@@ -372,16 +389,6 @@ def _printed_min_pt(fig, width_in: float, height_in: float = math.inf) -> float:
     return min(t.get_fontsize() for t in texts if t.get_visible() and t.get_text()) * scale
 
 
-@pytest.fixture(scope="module")
-def tiny_run():
-    """The TINY configuration over seeds 0 and 1: plan, experiment, tables and the summary (as JSON)."""
-    import json
-
-    plan, exp, tables = _run({"device": "cpu", "experiments": {"of": {"study": "overfitting", "seeds": [0, 1],
-                                                                     "params": TINY}}})
-    return plan, exp, tables, json.loads(json.dumps(of.analyze(tables, exp), allow_nan=False))
-
-
 def test_words_of_a_tiny_run(tiny_run):
     _, exp, _, summary = tiny_run
     section, slides = _words(exp, summary)
@@ -439,18 +446,10 @@ def test_words_for_other_outcomes(tiny_run):
     assert "separates the training points in every seed" not in section
 
 
-def test_figures_print_readably(tiny_run, tmp_path, monkeypatch):
-    from mathdl import plots
-
-    plan, exp, tables, summary = tiny_run
-    drawn, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        drawn[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    assert of.figures(tables, summary, exp, plan.plot, tmp_path) == list(of.FIGURES) == list(drawn)
+def test_figures_print_readably(tiny_run, figured):
+    _, exp, _, summary = tiny_run
+    names, drawn, _ = figured
+    assert names == list(of.FIGURES) == list(drawn)
     section, _ = _words(exp, summary)
     widths = {name: w for w, name in re.findall(r"includegraphics\[width=([0-9.]*)\\linewidth\]\{figures/of/(\w+)\.pdf\}",
                                                 section)}

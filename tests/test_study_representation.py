@@ -137,26 +137,33 @@ TINY = {
 }
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, drawn):
-    from mathdl.config import PlotConfig
+@pytest.fixture(scope="module")
+def tiny_run():
+    """A real tiny run over seeds 0 and 1, computed once for the file: plan, experiment, the group's
+    result, its tables and the summary (through JSON, as summary.json holds it)."""
     from mathdl.pipeline import run_parameters
     from mathdl.tables import Tables
-    from mathdl.templating import render_experiment
 
     plan = _plan(TINY, seeds=[0, 1])
     exp = plan.experiment("rep")
     (group,) = exp.groups
     result = rep.compute(group, None, "cpu")
+    tables = Tables(result.metrics, result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
+    return plan, exp, result, tables, json.loads(json.dumps(rep.analyze(tables, exp)))
+
+
+def test_compute_analyze_figures_report(registered, tiny_run, tmp_path, drawn):
+    from mathdl.config import PlotConfig
+    from mathdl.templating import render_experiment
+
+    plan, exp, result, tables, summary = tiny_run  # the summary through JSON
+    (group,) = exp.groups
     assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
     assert set(result.runs.columns) >= {"run_id", "seed", "diverged", "diverged_epoch"}
     assert not result.metrics.duplicated(["run_id", "epoch", "split", "metric"]).any()
     again = rep.compute(group, None, "cpu")
     pd.testing.assert_frame_equal(result.metrics, again.metrics)  # deterministic given the seeds
 
-    runs = result.runs.merge(run_parameters(group), on=["run_id", "seed"])
-    tables = Tables(result.metrics, runs)
-    summary = rep.analyze(tables, exp)
-    json.dumps(summary)
     assert summary["halfspace_errors"] == summary["intersection_errors"] == summary["union_errors"] == 0
     assert summary["all_exact"]
     assert summary["n_networks_checked"] == 2 * 2 * 2 * len(rep.backprop.DIFFERENTIABLE)
@@ -205,16 +212,9 @@ def test_compute_analyze_figures_report(registered, tmp_path, drawn):
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """(experiment, summary) of a real tiny run."""
-    from mathdl.pipeline import run_parameters
-    from mathdl.tables import Tables
-
-    exp = _plan(TINY, seeds=[0, 1]).experiment("rep")
-    (group,) = exp.groups
-    result = rep.compute(group, None, "cpu")
-    tables = Tables(result.metrics, result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
-    return exp, json.loads(json.dumps(rep.analyze(tables, exp)))
+def tiny(tiny_run):
+    """(experiment, summary) of the real tiny run."""
+    return tiny_run[1], tiny_run[4]
 
 
 def _words(exp, summary) -> tuple[str, str]:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mathdl.studies import sgd_linear as sl
+from conftest import draw_figures
 from helpers import edited as _edited, words as _words
 
 
@@ -125,28 +126,12 @@ def registered(monkeypatch):
     return study
 
 
-def test_compute_analyze_figures_report(registered, tmp_path, drawn):
-    from mathdl.config import load_plan
-    from mathdl.pipeline import run_parameters
-    from mathdl.tables import Tables
+def test_compute_analyze_figures_report(registered, tiny_run, figured):
     from mathdl.templating import render_experiment
 
-    plan = load_plan({"device": "cpu", "experiments": {"sgd": {
-        "study": "sgd_linear", "seeds": [0, 1],
-        "params": {"n": 2000, "epochs": 2, "full_batch_epochs": 400, "check_batches": 300, "evals_per_epoch": 20},
-        "sweep": {"params.batch_size": [1, 50, 0]},
-    }}})
-    exp = plan.experiment("sgd")
-    metrics, runs = [], []
-    for group in exp.groups:
-        result = sl.compute(group, None, device="cpu")
-        assert list(result.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
-        assert {"run_id", "seed", "diverged", "diverged_epoch"} <= set(result.runs.columns)
-        metrics.append(result.metrics)
-        runs.append(result.runs.merge(run_parameters(group), on=["run_id", "seed"]))
-    tables = Tables(pd.concat(metrics, ignore_index=True), pd.concat(runs, ignore_index=True))
-    summary = sl.analyze(tables, exp)
-    json.dumps(summary, allow_nan=False)
+    plan, exp, tables, summary = tiny_run  # the summary as JSON, NaN refused
+    assert list(tables.metrics.columns) == ["run_id", "epoch", "split", "metric", "value"]
+    assert {"run_id", "seed", "diverged", "diverged_epoch"} <= set(tables.runs.columns)
     assert [b["batch_size"] for b in summary["batch_sizes"]] == [1, 50, 2000]
     assert set(summary["final_loss"]) == {"1", "50", "full (2000)"}
     assert summary["unbiased_relative_error"] < 4 * summary["unbiased_expected_relative_error"]
@@ -169,10 +154,10 @@ def test_compute_analyze_figures_report(registered, tmp_path, drawn):
     secs = tables.metrics.query("split == 'train' and metric == 'seconds'")
     assert (secs.groupby("run_id")["value"].diff().dropna() >= 0).all()  # a clock never runs back
 
-    names = sl.figures(tables, summary, exp, plan.plot, tmp_path)
+    names, drawn, outdir = figured
     assert names == list(sl.FIGURES) == list(drawn)
     for name in names:
-        assert (tmp_path / f"{name}.pdf").is_file() and (tmp_path / f"{name}.png").is_file()
+        assert (outdir / f"{name}.pdf").is_file() and (outdir / f"{name}.png").is_file()
     (ax,) = drawn["loss_vs_passes"].axes
     gap = tables.metrics.query("split == 'train'").pivot_table(index=["run_id", "epoch"], columns="metric",
                                                                 values="value").reset_index()
@@ -242,6 +227,14 @@ def tiny_run():
     return _tiny([1, 50, 0])
 
 
+@pytest.fixture(scope="module")
+def figured(tiny_run, tmp_path_factory):
+    """The tiny run's figures, drawn and saved once: names, figures by name, their folder."""
+    plan, exp, tables, summary = tiny_run
+    outdir = tmp_path_factory.mktemp("figures")
+    return (*draw_figures(sl.figures, tables, summary, exp, plan.plot, outdir), outdir)
+
+
 def test_words_of_a_tiny_run(tiny_run):
     from mathdl.report import fmt
 
@@ -297,18 +290,9 @@ def test_words_of_full_batch_only():
     assert "No batch size stays within the target" in section
 
 
-def test_figures_print_readably(tiny_run, tmp_path, monkeypatch):
-    from mathdl import plots
-
-    plan, exp, tables, summary = tiny_run
-    drawn, save = {}, plots.save
-
-    def keep(fig, outdir, name, plot):
-        drawn[name] = fig
-        return save(fig, outdir, name, plot)
-
-    monkeypatch.setattr(plots, "save", keep)
-    assert sl.figures(tables, summary, exp, plan.plot, tmp_path) == list(sl.FIGURES) == list(drawn)
+def test_figures_print_readably(figured):
+    names, drawn, _ = figured
+    assert names == list(sl.FIGURES) == list(drawn)
     # as the templates include them; on the slide, a 0.6-width column and at most 0.78 of the height
     shown = {"loss_vs_passes": (0.8 * PAPER_TEXT_WIDTH_IN,), "loss_vs_seconds": (0.8 * PAPER_TEXT_WIDTH_IN,),
              "gradient_check": (0.8 * PAPER_TEXT_WIDTH_IN,),
