@@ -17,8 +17,9 @@ and test loss and error at the first and last epoch, three ways in one process:
 
 The loops are timed on ``--loop-models`` networks (their time is linear in the number of
 networks). Rates are model-steps per second (one network taking one minibatch step) and
-model-images per second (that times the batch); each side is timed ``--repeats`` times after
-a one-epoch warm-up, and the fastest is kept.
+model-images per second (that times the batch). After a one-epoch warm-up of each, the engine
+and the loops of a row are timed in turn ``--repeats`` times, forwards then backwards (ABBA), and
+each side's median is kept (the forced paths of ``--paths``: the fastest of ``--repeats``).
 
 Projection: seconds per model-image s(k) of the engine are measured at ``--proj-widths`` on
 CIFAR-sized images (3x32x32), in groups of ``--proj-models`` runs (default 3: the three noise
@@ -30,7 +31,7 @@ images, ``--sweep-epochs`` epochs (default 4,000, their Adam setting; their SGD 
 steps of batch 128, i.e. 1,280 epochs), one seed per point, float32, evaluation not counted.
 It also prints the sweep's total training FLOPs and the rate that one day would need.
 
-    python benchmarks/bench_conv.py                      # CPU, tiny sizes, a couple of minutes
+    python benchmarks/bench_conv.py                      # CPU, tiny sizes, about two minutes
     python benchmarks/bench_conv.py --quick              # smoke test
     python benchmarks/bench_conv.py --threads 1 --paths  # on a busy machine; both engine paths forced too
     python benchmarks/bench_conv.py --device cuda        # GPU sizes: 64 CNNs of k = 4, ResNet-18 at k = 64
@@ -73,8 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--n-train", type=int, default=None, help="training images (default: 256 CPU, 4096 GPU)")
     p.add_argument("--batch", type=int, default=None, help="minibatch (default: 64 CPU, 128 GPU)")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2, help="timings per side; the fastest is kept")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs timed (default: 8 CPU, 2 GPU)")
+    p.add_argument("--repeats", type=int, default=4, help="timings per side, interleaved; the median is kept")
     p.add_argument("--paths", action="store_true", help="also time the engine with vmap and loop forced")
     p.add_argument("--amp", action="store_true",
                    help="on CUDA, the tuned loop and the engine's row beside it in bfloat16 autocast (train.mixed_precision)")
@@ -89,6 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     gpu = engine.resolve_device(args.device).type == "cuda"
     args.n_train = args.n_train or (4096 if gpu else 256)
     args.batch = args.batch or (128 if gpu else 64)
+    args.epochs = args.epochs or (2 if gpu else 8)  # on a CPU, 2 epochs left the fixed costs a third of the time
     if args.proj_widths is None:
         args.proj_widths = [4, 16, 64] if gpu else [2, 8]
     args.proj_models = args.proj_models or 3
@@ -107,10 +109,10 @@ def rows(args, gpu: bool) -> list[Row]:
         ]
     if args.quick:
         return [Row("cnn", 4, (1, 8, 8), 4, 1), Row("resnet18", 4, (3, 32, 32), 1, 1, tuned=True)]
-    return [
-        Row("cnn", 4, (1, 8, 8), 8, 2),
-        Row("cnn", 16, (1, 8, 8), 8, 2),
-        Row("cnn", 4, (3, 32, 32), 8, 2),
+    return [  # on a CPU the loops train all M networks (a loop of 2 scaled by M/2 read up to 15% faster)
+        Row("cnn", 4, (1, 8, 8), 8, 8),
+        Row("cnn", 16, (1, 8, 8), 8, 8),
+        Row("cnn", 4, (3, 32, 32), 8, 8),
         Row("resnet18", 8, (3, 32, 32), 1, 1, tuned=True),
     ]
 
@@ -132,15 +134,27 @@ def sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
+def seconds(fn, dev) -> float:
+    sync(dev)
+    start = time.perf_counter()
+    fn()
+    sync(dev)
+    return time.perf_counter() - start
+
+
 def best_time(fn, dev, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        sync(dev)
-        start = time.perf_counter()
-        fn()
-        sync(dev)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(seconds(fn, dev) for _ in range(repeats))
+
+
+def interleaved(fns, dev, repeats: int) -> list[float]:
+    """The median time of each of ``fns``, timed in turn, forwards then backwards (ABBA...), so
+    that a drift of the machine's speed (another process, the clock) falls on all of them alike."""
+    times = [[] for _ in fns]
+    for r in range(repeats):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            times[i].append(seconds(fns[i], dev))
+    return [float(np.median(t)) for t in times]
 
 
 def make_group(models: int, args, epochs: int, mixed_precision: bool = False):
@@ -149,7 +163,8 @@ def make_group(models: int, args, epochs: int, mixed_precision: bool = False):
     return engine.make_group(range(models), task={"n_classes": N_CLASSES}, train=train)
 
 
-def time_engine(row: Row, data, dev, args, batching: str = "auto") -> tuple[float, str]:
+def engine_runner(row: Row, data, dev, args, batching: str = "auto"):
+    """The engine's training of the row's M runs for --epochs, after a warm-up; and its path."""
     net = convnets.Network(row.arch, row.width)
 
     # The row with a tuned loop trains in mixed precision with --amp, as the tuned loop does on CUDA.
@@ -162,7 +177,12 @@ def time_engine(row: Row, data, dev, args, batching: str = "auto") -> tuple[floa
         )
 
     path = run(1).batching  # warm-up
-    return best_time(lambda: run(args.epochs), dev, args.repeats), path
+    return (lambda: run(args.epochs)), path
+
+
+def time_engine(row: Row, data, dev, args, batching: str = "auto") -> tuple[float, str]:
+    fn, path = engine_runner(row, data, dev, args, batching)
+    return best_time(fn, dev, args.repeats), path
 
 
 def loop_one_model(seed: int, row: Row, data, dev, args) -> None:
@@ -213,10 +233,8 @@ def tuned_one_model(seed: int, row: Row, data, dev, args) -> None:
     def evaluate():
         model.eval()
         with torch.no_grad(), amp:
-            results = [
-                (nn.functional.cross_entropy(model(a), b), (model(a).argmax(1) != b).float().mean())
-                for a, b in ((x, y), (x_test, y_test))
-            ]
+            outs = [(model(a), b) for a, b in ((x, y), (x_test, y_test))]
+            results = [(nn.functional.cross_entropy(o, b), (o.argmax(1) != b).float().mean()) for o, b in outs]
         model.train()
         return results
 
@@ -234,10 +252,11 @@ def tuned_one_model(seed: int, row: Row, data, dev, args) -> None:
     [t.item() for pair in evaluate() for t in pair]
 
 
-def time_loop(fn, row: Row, data, dev, args) -> float:
+def loop_runner(fn, row: Row, data, dev, args):
+    """``fn`` (a loop) over the row's --loop-models networks for --epochs, after a warm-up."""
     short = argparse.Namespace(**{**vars(args), "epochs": 1})
     fn(0, row, data, dev, short)  # warm-up
-    return best_time(lambda: [fn(s, row, data, dev, args) for s in range(row.loop_models)], dev, args.repeats)
+    return lambda: [fn(s, row, data, dev, args) for s in range(row.loop_models)]
 
 
 # ----------------------------------------------------------------------------- projection
@@ -306,9 +325,14 @@ def main(argv=None) -> None:
     first_ratio = None
     for row in rows(args, dev.type == "cuda"):
         data = synthetic_images(row.shape, args.n_train, 256)
-        seconds, path = time_engine(row, data, dev, args)
-        engine_rate = row.models * steps / seconds
-        loop_rate = row.loop_models * steps / time_loop(loop_one_model, row, data, dev, args)
+        # the engine, the course-project loop and (for a tuned row) the tuned loop, timed in turn
+        run_engine, path = engine_runner(row, data, dev, args)
+        runners = [run_engine, loop_runner(loop_one_model, row, data, dev, args)]
+        if row.tuned:
+            runners.append(loop_runner(tuned_one_model, row, data, dev, args))
+        times = interleaved(runners, dev, args.repeats)
+        engine_rate = row.models * steps / times[0]
+        loop_rate = row.loop_models * steps / times[1]
         ratio = engine_rate / loop_rate
         first_ratio = first_ratio or ratio
         line = (
@@ -323,7 +347,7 @@ def main(argv=None) -> None:
                 line += f" | {rate:8.1f} ({rate * args.batch:7.0f})"
         print(line, flush=True)
         if row.tuned:
-            tuned = row.loop_models * steps / time_loop(tuned_one_model, row, data, dev, args)
+            tuned = row.loop_models * steps / times[2]
             print(
                 f"{'':>26}tuned single-model loop: {tuned:.1f} model-steps/s ({tuned * args.batch:.0f} images/s); "
                 f"engine / tuned = {engine_rate / tuned:.2f}x"
