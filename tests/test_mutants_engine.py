@@ -327,37 +327,55 @@ def test_targets_are_on_the_runs_dtype_and_labels_stay_integers(dtype):
 # ----------------------------------------------------------------------------- malloc and prefetching
 
 
-def _heap() -> tuple[int, int]:
-    """The brk heap's span. The kernel may list it as several adjacent [heap] mappings (split by a
-    change of flags on part of it, as in a long-lived pytest-xdist worker): their union."""
+# Run in a fresh process: malloc's settings belong to the process, and one that a test (or a
+# mutation tester's parent process) set earlier would hide a setting missing here. The child gets
+# this process's sys.path (so it imports the same mathdl, a mutation tester's copy included) and
+# environment.
+_MALLOC_PROBE = """
+import ctypes, json
+from mathdl import engine
+
+
+def heap():
+    # the brk heap's span: the kernel may list it as several adjacent [heap] mappings
     spans = [[int(v, 16) for v in line.split()[0].split("-")]
              for line in open("/proc/self/maps") if line.rstrip().endswith("[heap]")]
-    return (min(lo for lo, _ in spans), max(hi for _, hi in spans)) if spans else (0, 0)
+    return [min(lo for lo, _ in spans), max(hi for _, hi in spans)] if spans else [0, 0]
+
+
+kept = engine.keep_freed_memory()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+below, above = libc.malloc(2**28 - 2**20), libc.malloc(2**28 + 2**20)
+lo, hi = heap()
+libc.free(above)
+libc.free(below)
+print(json.dumps({"kept": kept, "below_in_heap": lo <= below < hi, "above_in_heap": lo <= above < hi,
+                  "trimmed": heap() != [lo, hi]}))
+"""
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
 def test_freed_memory_stays_with_the_process_up_to_256_mb(monkeypatch):
-    """keep_freed_memory's two malloc settings, seen in the process's memory map: a block under
+    """keep_freed_memory's two malloc settings, seen in a fresh process's memory map: a block under
     256 MB comes from the heap (not a mapping of its own, which glibc returns to the OS on free),
     one above it does not, and freeing the heap's top block leaves the heap as large as it was."""
     import ctypes
+    import json
+    import subprocess
+    import sys
 
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "kept": True, "below_in_heap": True, "above_in_heap": False, "trimmed": False}
+    # the setting is asked for once per process
     monkeypatch.setattr(engine, "_KEPT", None)
-    assert engine.keep_freed_memory() is True
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
-    below, above = libc.malloc(2**28 - 2**20), libc.malloc(2**28 + 2**20)
-    try:
-        lo, hi = _heap()
-        assert lo <= below < hi and not lo <= above < hi
-    finally:
-        libc.free(above)
-        libc.free(below)
-    assert _heap() == (lo, hi)  # not trimmed
-    monkeypatch.setattr(engine, "_KEPT", None)  # the setting is asked for once per process
     calls = []
+    libc = ctypes.CDLL("libc.so.6")
     monkeypatch.setattr(ctypes, "CDLL", lambda name: calls.append(name) or libc)
-    engine.keep_freed_memory()
+    assert engine.keep_freed_memory() is True
     engine.keep_freed_memory()
     assert calls == ["libc.so.6"]
 
