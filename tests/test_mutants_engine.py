@@ -109,6 +109,9 @@ def test_runs_per_chunk_are_three_quarters_of_the_budget_over_the_estimate(capsy
     assert _chunks_in_progress_bar(capsys, group, just_under) == [f"{name} (1 runs, chunk {i}/5)" for i in range(1, 6)]
     assert _chunks_in_progress_bar(capsys, group, 1e-9) == [f"{name} (1 runs, chunk {i}/5)" for i in range(1, 6)]
     assert _chunks_in_progress_bar(capsys, group, None) == [f"{name} (5 runs)"]  # the default: all fit
+    two = _group(seeds=(0, 1, 2, 3), train={"epochs": 1})  # two chunks are named as chunks too
+    assert _chunks_in_progress_bar(capsys, two, exact) == [
+        f"adhoc/{two.group_id} (2 runs, chunk 1/2)", f"adhoc/{two.group_id} (2 runs, chunk 2/2)"]
 
 
 def _ensemble(m=2, width=16, eval_budget=1e9, dtype="float32", dev="cpu", depth=2):
@@ -399,3 +402,32 @@ def test_prefetched_epoch_orders_are_the_orders_drawn_in_turn():
     assert torch.equal(pre.pending.result(), fifth)
     plain = engine._EpochOrders([torch.Generator().manual_seed(0)], 10, cpu, prefetch=False)
     assert plain.pool is None and torch.equal(plain.next(), want[0][:1])
+
+
+def test_norms_and_distances_from_initialization_are_those_of_the_parameters():
+    """weight_norm and rel_dist_init, in total and per layer (a layer's weights and biases), at the
+    last epoch: recomputed from the final parameters and the runs' initial ones."""
+    group = _group(seeds=(0, 1, 2), train={"epochs": 3, "lr": 0.2, "dtype": "float64"})
+    data = make_dataset(group.task)
+    result = engine.train(group, data, progress=False)
+    arch = models.architecture(group.model, data.input_dim, data.n_outputs)
+    _, init = engine.initial_params(group.runs, arch, torch.float64, torch.device("cpu"))
+    final = result.params
+    m = result.metrics
+    last = m[(m.epoch == 3) & (m.split == "train")].pivot(index="run_id", columns="metric", values="value")
+    last = last.loc[[r.run_id for r in group.runs]]
+
+    def sq(ts):
+        return sum(t.flatten(1).pow(2).sum(1) for t in ts).numpy()
+
+    n_layers = len(final) // 2
+    assert n_layers == 3
+    for l in range(n_layers):
+        w, b = 2 * l, 2 * l + 1
+        np.testing.assert_allclose(last[f"weight_norm_layer{l + 1}"], np.sqrt(sq([final[w], final[b]])), rtol=1e-10)
+        dist, start = sq([final[w] - init[w], final[b] - init[b]]), sq([init[w], init[b]])
+        np.testing.assert_allclose(last[f"rel_dist_init_layer{l + 1}"], np.sqrt(dist / start), rtol=1e-10)
+    np.testing.assert_allclose(last["weight_norm"], np.sqrt(sq(final)), rtol=1e-10)
+    dist = sq([f - i for f, i in zip(final, init)])
+    np.testing.assert_allclose(last["rel_dist_init"], np.sqrt(dist / sq(init)), rtol=1e-10)
+    assert (last["rel_dist_init"] > 0.01).all()  # training moved them: the check is not of zeros
