@@ -130,6 +130,7 @@ def test_classification_needs_two_classes_a_regression_may_have_one_output():
     with pytest.raises(ValueError, match="^task.n_classes: classification needs at least 2 classes$"):
         make_dataset(_task(kind="classification", n_classes=1))
     assert make_dataset(_task(kind="regression", n_classes=1)).y_train.shape == (50, 1)
+    assert set(make_dataset(_task(kind="classification", n_classes=2)).y_train) == {0, 1}  # two are enough
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -324,3 +325,22 @@ def test_dataset_round_trip_keeps_every_split(tmp_path):
         for a, b in zip(d.split(s), e.split(s)):
             assert a.dtype == b.dtype
             np.testing.assert_array_equal(a, b)
+
+
+def test_images_of_the_wrong_size_name_the_file_that_holds_them(tmp_path):
+    """Each loader says which file holds images of another size: the IDX test images, a CIFAR-10
+    training batch (before, a numpy error about concatenation), the CIFAR-10 test batch."""
+    _write_mnist(tmp_path / "mnist")
+    write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", np.zeros((12, 27, 28), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"^" + str(tmp_path / "mnist" / "t10k-images-idx3-ubyte") + r": mnist images "
+                       r"are 1x28x28 \(C x H x W\), but the file holds images of shape \(27, 28\)$"):
+        make_dataset(_task(name="mnist", path=str(tmp_path / "mnist"), kind="classification", n_classes=10,
+                           n_train=10, n_val=0, n_test=5))
+    for broken in ("data_batch_3", "test_batch"):
+        folder = tmp_path / broken
+        _write_cifar(folder)
+        write_cifar_batch(folder / broken, np.zeros((6, 3071), dtype=np.uint8), [0] * 6)
+        with pytest.raises(ValueError, match=r"^" + str(folder / broken) + r": cifar10 images are 3x32x32 \(C x H x W\), "
+                           r"but the file holds images of shape \(3071,\)$"):
+            make_dataset(_task(name="cifar10", path=str(folder), kind="classification", n_classes=10, n_train=10,
+                               n_val=0, n_test=5))

@@ -218,13 +218,12 @@ def load_idx_pool(task: TaskConfig) -> Pool:
 
 def load_cifar10(task: TaskConfig) -> Pool:
     folder = _cifar_folder(_require_files(task))
-    parts = [read_cifar_batch(folder / name) for name in CIFAR_TRAIN]
+    # each batch checked on its own, so that a batch of images of another size is named
+    parts = [(as_images(x, "cifar10", 255.0, folder / name), y)
+             for name in CIFAR_TRAIN for x, y in [read_cifar_batch(folder / name)]]
     x_train, y_train = (np.concatenate(arrays) for arrays in zip(*parts))
     x_test, y_test = read_cifar_batch(folder / CIFAR_TEST)
-    return Pool(
-        as_images(x_train, "cifar10", 255.0, folder), y_train,
-        as_images(x_test, "cifar10", 255.0, folder / CIFAR_TEST), y_test,
-    )
+    return Pool(x_train, y_train, as_images(x_test, "cifar10", 255.0, folder / CIFAR_TEST), y_test)
 
 
 LOADERS: dict[str, Callable[[TaskConfig], Pool]] = {
