@@ -124,6 +124,34 @@ def test_the_words_claim_exactly_the_peaks_of_the_summary(peaked):
     assert r"noise \num{0}: no peak over $k$; no peak over epochs" in slides
 
 
+def test_the_largest_width_is_named_where_all_its_runs_diverged():
+    """Where every run of the sweep's largest width diverged at one noise level, the words give the
+    errors of the largest width that has runs, and name it (not 'the largest width')."""
+    tables = _tables({0.0: [0.3, 0.2, 0.15, 0.1], 0.2: [0.3, 0.25, 0.5, 0.2]})
+    gone = (tables.runs["model.width"] == 8) & (tables.runs["task.label_noise"] == 0.2)
+    tables.runs.loc[gone, "diverged"] = True
+    exp = _experiment()
+    summary = json.loads(json.dumps(ddd.analyze(tables, exp), allow_nan=False))
+    clean, noisy = summary["model_wise"]
+    assert (clean["largest_width"], noisy["largest_width"]) == (8, 4)
+    assert noisy["largest_width_test_error"] == pytest.approx(0.5)
+    section, _ = words(exp, summary, flat=True)
+    assert section.count("At the largest width the mean train error rate") == 1  # the clean labels only
+    assert (r"At $k=\num{4}$, the largest width with a run that did not diverge at this label noise, the mean train "
+            r"error rate is \num{0} and the mean test error rate \num{0.5}.") in section
+
+
+def test_one_width_is_named_as_one():
+    tables = _tables({0.0: [0.3, 0.2, 0.15, 0.1], 0.2: [0.3, 0.25, 0.5, 0.2]})
+    keep = tables.runs["model.width"] == 2
+    tables = Tables(tables.metrics[tables.metrics["run_id"].isin(tables.runs.loc[keep, "run_id"])], tables.runs[keep])
+    exp = _experiment()
+    summary = json.loads(json.dumps(ddd.analyze(tables, exp), allow_nan=False))
+    section, slides = words(exp, summary, flat=True)
+    assert r"of width $k=\num{2}$ on" in section and "of widths" not in section
+    assert r"width $k=\num{2}$, \num{3}~seeds" in slides
+
+
 def test_with_one_seed_no_peak_is_claimed():
     tables = _tables({0.2: [0.3, 0.25, 0.9, 0.2]}, seeds=(0,))
     exp = _experiment(seeds=(0,))

@@ -99,6 +99,9 @@ def analyze(tables, experiment) -> dict:
             "peak": ci_peak(widths, test),
             "best_width": widths[best] if best is not None else None,
             "best_test_error": test[best]["mean"] if best is not None else None,
+            # the largest width with a run that did not diverge at this noise (not the sweep's largest
+            # where all of its runs diverged, or where a design never paired it with this noise)
+            "largest_width": widths[-1],
             "largest_width_test_error": test[-1]["mean"], "largest_width_train_error": train[-1]["mean"],
         })
         for width in widths:
