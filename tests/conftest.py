@@ -31,6 +31,48 @@ def pytest_runtest_setup(item):
                     'pytest -n 2 -m "not workflow and not slurm" the rest in parallel', pytrace=False)
 
 
+# A group's own torch.nn.Module file (model.arch module): one that works, one whose outputs have
+# the wrong size, a class that is not a module, one whose constructor fails.
+OWN_NETS = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, hidden=4):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class WrongOut(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)
+
+
+class NotAModule:
+    pass
+
+
+class Fails(nn.Module):
+    def __init__(self):
+        raise RuntimeError("no")
+'''
+
+
+@pytest.fixture
+def own_module(tmp_path, monkeypatch):
+    """The name of an importable module ``own_nets`` holding OWN_NETS's classes (forgotten after the test)."""
+    import sys
+
+    (tmp_path / "own_nets.py").write_text(OWN_NETS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "own_nets"
+    sys.modules.pop("own_nets", None)
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -197,38 +195,7 @@ def test_only_sweep_and_deep_double_descent_train_image_networks():
 
 
 # ----------------------------------------------------------------------------- the group's own module
-
-OWN = textwrap.dedent('''
-    import torch
-    from torch import nn
-
-    class Net(nn.Module):
-        def __init__(self, hidden=4):
-            super().__init__()
-            self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-        def forward(self, x):
-            return self.body(x)
-
-    class WrongOut(nn.Module):
-        def forward(self, x):
-            return x.flatten(1)
-
-    class NotAModule:
-        pass
-
-    class Fails(nn.Module):
-        def __init__(self):
-            raise RuntimeError("no")
-''')
-
-
-@pytest.fixture
-def own_module(tmp_path, monkeypatch):
-    (tmp_path / "own_nets.py").write_text(OWN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "own_nets"
-    sys.modules.pop("own_nets", None)
+# (the own_module fixture: conftest.py)
 
 
 def test_a_group_s_own_module_is_built_at_load_without_touching_the_random_state(own_module):

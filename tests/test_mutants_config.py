@@ -716,53 +716,24 @@ def test_a_study_training_two_architectures_names_both():
         "experiments.e.model.arch: study deep_double_descent trains cnn and resnet18 networks, not mlp (mlp trains in ")
 
 
-OWN_NETS = '''
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self, hidden=4):
-        super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-class WrongOut(nn.Module):
-    def forward(self, x):
-        return x.flatten(1)
-'''
-
-
-@pytest.fixture
-def own_nets(tmp_path, monkeypatch):
-    import sys
-
-    (tmp_path / "own_nets_m.py").write_text(OWN_NETS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "own_nets_m"
-    sys.modules.pop("own_nets_m", None)
-
-
-def _own(own_nets, design: dict) -> dict:
+def _own(own_module, design: dict) -> dict:
     return {"task": {"name": "digits", "n_train": 64, "n_test": 64},
-            "model": {"arch": "module", "module": f"{own_nets}:Net"}, **design}
+            "model": {"arch": "module", "module": f"{own_module}:Net"}, **design}
 
 
-def test_every_distinct_own_module_of_a_plan_is_built(own_nets):
+def test_every_distinct_own_module_of_a_plan_is_built(own_module):
     """Groups differing in their module or its kwargs are each built (a bad one in a later group is
     found); one message names the key and the point."""
-    assert _design_message(_own(own_nets, {"sweep": {"model.kwargs": [{"hidden": 3}, {"hidden": -4}]}})) == (
-        "experiments.e.model.kwargs: own_nets_m:Net(hidden=-4) failed: RuntimeError: Trying to create tensor with "
+    assert _design_message(_own(own_module, {"sweep": {"model.kwargs": [{"hidden": 3}, {"hidden": -4}]}})) == (
+        "experiments.e.model.kwargs: own_nets:Net(hidden=-4) failed: RuntimeError: Trying to create tensor with "
         "negative dimension -4: [-4, 64] (at sweep point model.kwargs={'hidden': -4})")
-    assert _design_message(_own(own_nets, {"cases": [{"model.kwargs": {"hidden": 3}},
-                                                     {"model.module": f"{own_nets}:WrongOut", "model.kwargs": {}}]})) == (
-        "experiments.e.model.module: own_nets_m:WrongOut maps images (2, 1, 8, 8) to (2, 64); the task needs (2, 10) "
-        "(at sweep point model.kwargs={}, model.module=own_nets_m:WrongOut)")
-    exp = _own(own_nets, {"sweep": {}})
-    exp["model"]["module"] = f"{own_nets}:WrongOut"
-    assert _design_message(exp) == ("experiments.e.model.module: own_nets_m:WrongOut maps images (2, 1, 8, 8) to "
+    assert _design_message(_own(own_module, {"cases": [{"model.kwargs": {"hidden": 3}},
+                                                     {"model.module": f"{own_module}:WrongOut", "model.kwargs": {}}]})) == (
+        "experiments.e.model.module: own_nets:WrongOut maps images (2, 1, 8, 8) to (2, 64); the task needs (2, 10) "
+        "(at sweep point model.kwargs={}, model.module=own_nets:WrongOut)")
+    exp = _own(own_module, {"sweep": {}})
+    exp["model"]["module"] = f"{own_module}:WrongOut"
+    assert _design_message(exp) == ("experiments.e.model.module: own_nets:WrongOut maps images (2, 1, 8, 8) to "
                                     "(2, 64); the task needs (2, 10)")
 
 
