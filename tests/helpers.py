@@ -78,3 +78,23 @@ def edited(summary: dict, **changes) -> dict:
     out = json.loads(json.dumps(summary))
     out.update(changes)
     return out
+
+
+def train_groups(groups, folder: Path, device: str = "cpu") -> list[list[Path]]:
+    """Each group trained as the workflow's jobs train it: its data set made once per data id, its
+    spec read back from JSON as the group file holds it, ``pipeline.train_group`` on the device.
+    Returns per group its metrics, runs and provenance files."""
+    import dataclasses
+    import json
+
+    from mathdl.pipeline import make_data, train_group
+
+    outputs = []
+    for group in groups:
+        data = folder / f"{group.data_id}.npz"
+        if not data.exists():
+            make_data(dataclasses.asdict(group.task), data)
+        paths = [folder / f"{group.group_id}.{n}" for n in ("metrics.parquet", "runs.parquet", "provenance.json")]
+        train_group(json.loads(json.dumps(group.to_dict())), data, *paths, device=device)
+        outputs.append(paths)
+    return outputs

@@ -15,10 +15,10 @@ import torch
 
 from mathdl import convnets, io, resources
 from mathdl.config import ConfigError, load_plan
-from mathdl.pipeline import TRAINERS, train_group
+from mathdl.pipeline import TRAINERS
 from mathdl.spec import GroupSpec, ModelConfig
 from mathdl.studies import STUDIES
-from helpers import words
+from helpers import train_groups, words
 
 
 def _plan(model: dict | None = None, train: dict | None = None, task: dict | None = None, study: str = "sweep",
@@ -149,18 +149,13 @@ def test_a_budget_of_an_own_module_is_refused_word_for_word(own_module):
 
 
 def test_a_budget_chosen_k_trains_and_its_count_is_in_the_runs_table(tmp_path):
-    from mathdl.pipeline import make_data
-
     exp = load_plan(_plan({"param_budget": 5000}, sweep={"train.lr": [0.1]})).experiment("exp")
     (group,) = exp.groups
     k = group.model.width
     with torch.random.fork_rng(devices=[]):
         count = sum(p.numel() for p in convnets.build(convnets.Network("cnn", k), (1, 8, 8), 10).parameters())
     assert k == 3 and count == 3814  # P(2) = 1,790 and P(4) = 6,594 are farther from 5,000
-    data = tmp_path / "data.npz"
-    make_data(dataclasses.asdict(group.task), data)
-    paths = [tmp_path / n for n in ("metrics.parquet", "runs.parquet", "provenance.json")]
-    train_group(json.loads(json.dumps(group.to_dict())), data, *paths, device="cpu")
+    (paths,) = train_groups([group], tmp_path)
     runs = io.read_table(paths[1])
     assert runs["n_params"].tolist() == [count, count]
     assert runs["model.width"].tolist() == [k, k] and runs["model.param_budget"].tolist() == [5000, 5000]
@@ -271,21 +266,8 @@ def test_dispatch_sends_image_networks_to_the_module_engine():
 @pytest.fixture(scope="module")
 def trained_cnn_sweep(tmp_path_factory):
     """A tiny CNN width sweep on the digits, trained group by group as the workflow's jobs do."""
-    from mathdl.pipeline import make_data
-
-    tmp = tmp_path_factory.mktemp("cnn_sweep")
-    plan = load_plan(_plan(train={"augment_flip": True}))
-    exp = plan.experiment("exp")
-    outputs = []
-    for group in exp.groups:
-        data = tmp / f"{group.data_id}.npz"
-        if not data.exists():
-            make_data(dataclasses.asdict(group.task), data)
-        spec = json.loads(json.dumps(group.to_dict()))  # as the group file holds it
-        paths = [tmp / f"{group.group_id}.{n}" for n in ("metrics.parquet", "runs.parquet", "provenance.json")]
-        train_group(spec, data, *paths, device="cpu")
-        outputs.append((group, paths))
-    return exp, outputs
+    exp = load_plan(_plan(train={"augment_flip": True})).experiment("exp")
+    return exp, list(zip(exp.groups, train_groups(exp.groups, tmp_path_factory.mktemp("cnn_sweep"))))
 
 
 def test_a_cnn_sweep_trains_through_train_group_with_torch_s_parameter_count(trained_cnn_sweep):

@@ -5,7 +5,6 @@ refuses what the study cannot analyse, and a tiny CNN sweep runs through the pip
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -16,7 +15,7 @@ from mathdl.config import ConfigError, load_plan
 from mathdl.spec import PlotConfig
 from mathdl.studies import deep_double_descent as ddd
 from mathdl.tables import Tables, mean_ci_dict
-from helpers import words
+from helpers import train_groups, words
 
 WIDTHS = [1, 2, 4, 8]
 EPOCHS = [0, 1, 3, 10]
@@ -192,20 +191,13 @@ def test_the_default_plan_runs_a_small_cnn_sweep_on_the_digits(root):
 
 
 def test_a_tiny_sweep_trains_and_is_analysed(tmp_path):
-    from mathdl.pipeline import collect, make_data, train_group
+    from mathdl.pipeline import collect
 
     plan = load_plan({"device": "cpu", "experiments": {"ddd": {
         "study": "deep_double_descent", "seeds": [0, 1], "task": {"n_train": 64, "n_test": 64},
         "train": {"epochs": 2, "eval_points": 2}, "sweep": {"model.width": [1, 2], "task.label_noise": [0.0]}}}})
     exp = plan.experiment("ddd")
-    paths = []
-    for group in exp.groups:
-        data = tmp_path / f"{group.data_id}.npz"
-        if not data.exists():
-            make_data(dataclasses.asdict(group.task), data)
-        out = [tmp_path / f"{group.group_id}.{n}" for n in ("metrics.parquet", "runs.parquet", "provenance.json")]
-        train_group(json.loads(json.dumps(group.to_dict())), data, *out, device="cpu")
-        paths.append(out)
+    paths = train_groups(exp.groups, tmp_path)
     tables = collect([p[0] for p in paths], [p[1] for p in paths])
     summary = ddd.analyze(tables, exp)
     assert summary["widths"] == [1, 2] and summary["n_runs"] == 4 and summary["arch"] == "cnn"
